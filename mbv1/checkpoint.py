@@ -1,0 +1,111 @@
+"""Checkpoints: a dict of tensors and plain Python values, loadable with ``weights_only=True``.
+
+Layout (``FORMAT_VERSION`` 1)::
+
+    {"format": "mbv1", "format_version": 1, "task": "detection", "config": {...resolved config},
+     "meta": {num_params, mult_adds, input_size, mean, std, activation, labels, metrics, source},
+     "model": state_dict, ...training state (optimizer, scheduler, epoch, step, rng) when resuming}
+
+Written to a temporary file in the same folder, then renamed, so a crash never leaves a
+half-written checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mbv1.errors import MBV1Error
+
+FORMAT = "mbv1"
+FORMAT_VERSION = 1
+
+
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_checkpoint(path: str | os.PathLike, *, task: str, model: nn.Module | dict,
+                    config: dict, meta: dict, **extra: Any) -> Path:
+    """Save a checkpoint atomically. ``extra`` holds training state (optimizer, epoch, ...)."""
+    state = model.state_dict() if isinstance(model, nn.Module) else model
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "task": task,
+               "config": config, "meta": meta, "model": state, **extra}
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_checkpoint(path: str | os.PathLike, task: str | None = None,
+                    map_location: str | torch.device = "cpu") -> dict:
+    """Load and validate a checkpoint; ``task`` (e.g. ``detection``) must match when given.
+
+    Raises:
+        MBV1Error: missing, empty or corrupt file; not an mbv1 checkpoint; a newer format; a
+            checkpoint of another task.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise MBV1Error(f"checkpoint not found: {path}")
+    if path.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (path / name).exists():
+                return load_checkpoint(path / name, task, map_location)
+        raise MBV1Error(f"{path} is a folder without best.pt or last.pt: pass a checkpoint file")
+    if path.stat().st_size == 0:
+        raise MBV1Error(f"checkpoint {path} is empty (0 bytes): the file was not fully written; "
+                        "use another checkpoint or retrain")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise MBV1Error(f"{path} is not a readable mbv1 checkpoint ({first[:160]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise MBV1Error(f"{path} is not an mbv1 checkpoint (no 'format: mbv1' field); convert "
+                        "foreign weights with `mbv1 weights convert`")
+    if ckpt.get("format_version", 0) > FORMAT_VERSION:
+        raise MBV1Error(f"{path} has checkpoint format {ckpt['format_version']}, newer than this "
+                        f"mbv1 reads ({FORMAT_VERSION}): upgrade mbv1")
+    if task is not None and ckpt.get("task") != task:
+        raise MBV1Error(f"{path} is a {ckpt.get('task')!r} checkpoint, but this command needs a "
+                        f"{task!r} one: pass the weights of a {task} run")
+    return ckpt
+
+
+def load_model_state(model: nn.Module, state: dict, source: str = "checkpoint") -> None:
+    """Load a state dict strictly, turning key and shape mismatches into one clear line."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches (first: {shapes[0]})")
+        if missing:
+            hint = difflib.get_close_matches(missing[0], unexpected, n=1)
+            parts.append(f"{len(missing)} missing keys (first: {missing[0]}"
+                         + (f", did the checkpoint call it {hint[0]}?)" if hint else ")"))
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (first: {unexpected[0]})")
+        raise MBV1Error(f"{source} does not fit this model: " + "; ".join(parts)
+                        + ". Check --alpha/--num-classes or use the checkpoint's own config")
+    model.load_state_dict(state)

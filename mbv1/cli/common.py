@@ -1,0 +1,104 @@
+"""Shared CLI pieces: choices, the rich console and table renderers. No torch imports."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from functools import lru_cache
+
+
+class Variant(str, Enum):
+    separable = "separable"
+    full = "full"
+    shallow = "shallow"
+
+
+class PeerFormat(str, Enum):
+    timm = "timm"
+    tf_slim = "tf-slim"
+    keras = "keras"
+
+
+@lru_cache(maxsize=1)
+def console():
+    import sys
+
+    from rich.console import Console
+
+    # Piped output (CI logs, files) gets a wide fixed width instead of rich's 80 columns.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 150)
+
+
+@lru_cache(maxsize=1)
+def err_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def error(message: str) -> None:
+    err_console().print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+
+
+def print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "%":
+        return f"{value:.2f}%"
+    return f"{value:,.3f}" if value < 100 else f"{value:,.1f}"
+
+
+def print_profile(rows) -> None:
+    """Render ProfileRows: table, model, quantity, paper, mbv1, difference, ok."""
+    from rich.table import Table
+
+    table = Table(title="Paper (Howard et al. 2017) vs mbv1, counted from the built modules")
+    for col in ("table", "model", "quantity", "paper", "mbv1", "diff", "ok", "note"):
+        table.add_column(col, justify="right" if col in ("paper", "mbv1", "diff") else "left")
+    for r in rows:
+        unit = "%" if r.unit == "%" else f" {r.unit}"
+        diff = f"{r.diff:+.2f} pt" if r.unit == "%" else f"{100 * r.diff / r.paper:+.2f}%"
+        note = r.note
+        if r.unit != "%" and r.weights_only is not None and not r._agrees(r.mbv1):
+            note = (note + "; " if note else "") + f"paper counts weights only: {r.weights_only:.3f} M"
+        table.add_row(r.table, r.model, r.quantity, _fmt(r.paper, r.unit) + ("" if r.unit == "%" else unit),
+                      _fmt(r.mbv1, r.unit) + ("" if r.unit == "%" else unit), diff,
+                      "[green]yes[/]" if r.ok else "[red]NO[/]", note)
+    console().print(table)
+    bad = sum(not r.ok for r in rows)
+    console().print(f"{len(rows) - bad}/{len(rows)} figures agree with the paper "
+                    "(within 0.5% or at its printed precision; Table 2 within 0.1 points)")
+
+
+def print_costs(costs, title: str) -> None:
+    from rich.table import Table
+
+    from mbv1.paper import TABLE2_NAMES
+
+    table = Table(title=title)
+    for col in ("layer type", "mult-adds (M)", "share", "params", "weights share"):
+        table.add_column(col, justify="left" if col == "layer type" else "right")
+    for kind, t in costs.by_type.items():
+        if not (t.params or t.mult_adds):
+            continue
+        madds_pct, params_pct = costs.share(kind)
+        table.add_row(TABLE2_NAMES.get(kind, "Conv 3x3 (full)" if kind == "conv" else kind),
+                      f"{t.mult_adds / 1e6:,.2f}", f"{madds_pct:.2f}%", f"{t.params:,}",
+                      f"{params_pct:.2f}%")
+    table.add_row("total", f"{costs.mult_adds / 1e6:,.2f}", "100%", f"{costs.params:,}", "100%")
+    console().print(table)
+
+
+def print_info(path, summary: dict) -> None:
+    from rich.pretty import Pretty
+
+    c = console()
+    c.print(f"[bold]{path}[/]: mbv1 checkpoint v{summary['format_version']}, task "
+            f"[bold]{summary['task']}[/], {summary['tensors']} tensors"
+            + (", resumable (optimizer state)" if summary["resumable"] else ""))
+    c.print("[bold]meta[/]")
+    c.print(Pretty(summary["meta"]))
+    c.print("[bold]config[/]")
+    c.print(Pretty(summary["config"]))

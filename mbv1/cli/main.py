@@ -1,0 +1,144 @@
+"""The ``mbv1`` command line. Thin: each command parses options and calls one library function.
+
+Heavy imports (torch) stay inside command bodies so that ``mbv1 --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from mbv1.cli import common
+from mbv1.errors import MBV1Error
+
+app = typer.Typer(
+    name="mbv1",
+    help="MobileNetV1 (Howard et al. 2017) and its five applications.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+weights_app = typer.Typer(help="Fetch, convert and inspect weights.", no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
+
+
+@app.command()
+def profile(
+    alpha: Annotated[Optional[float], typer.Option(help="Width multiplier α (e.g. 1, 0.75, 0.5, 0.25).")] = None,
+    resolution: Annotated[Optional[int], typer.Option(help="Input side in pixels (224, 192, 160, 128, ...).")] = None,
+    variant: Annotated[common.Variant, typer.Option(help="Body variant (Tables 4-5).")] = common.Variant.separable,
+    num_classes: Annotated[int, typer.Option(help="Classifier size (0: body only).")] = 1000,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+):
+    """Params and mult-adds counted from the built modules, beside the paper's tables.
+
+    Without --alpha/--resolution: every cost figure of Tables 2-10 (and the task rows).
+    """
+    from mbv1 import profile as prof
+
+    if alpha is None and resolution is None:
+        rows = prof.paper_rows()
+        if json_out:
+            common.print_json({"rows": [r.to_dict() for r in rows],
+                               "all_ok": all(r.ok for r in rows)})
+            return
+        common.print_profile(rows)
+        return
+    costs, rows = prof.custom_rows(alpha or 1.0, resolution or 224, variant.value, num_classes)
+    if json_out:
+        common.print_json({"costs": costs.to_dict(), "rows": [r.to_dict() for r in rows]})
+        return
+    common.print_costs(costs, f"MobileNetV1 α={alpha or 1.0} {variant.value} at "
+                              f"{resolution or 224}px, {num_classes}-way FC")
+    if rows:
+        common.print_profile(rows)
+
+
+@app.command()
+def info(checkpoint: Annotated[Path, typer.Argument(help="An mbv1 checkpoint (.pt) or run folder.")],
+         json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
+    """Show a checkpoint's task, config and meta (costs, preprocessing, labels, metrics)."""
+    from mbv1.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    summary = {k: ckpt.get(k) for k in ("format", "format_version", "task", "meta", "config")}
+    summary["tensors"] = len(ckpt["model"])
+    summary["resumable"] = "optimizer" in ckpt
+    if json_out:
+        common.print_json(summary)
+    else:
+        common.print_info(checkpoint, summary)
+
+
+@weights_app.command("pull")
+def weights_pull(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Assets to fetch (default: all).")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Local file or URL of the archive (one asset).")] = None,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the pinned-hash check (own archives).")] = False,
+):
+    """Fetch the pinned real assets (weights, videos, photos) into the cache and convert them."""
+    from mbv1 import assets
+
+    names = names or list(assets.ASSETS)
+    if source and len(names) != 1:
+        raise MBV1Error("--source replaces one asset's archive: name exactly one asset")
+    for name in names:
+        root = assets.fetch(name, source=source, verify=not no_verify)
+        common.console().print(f"[green]ok[/] {name}: {root}")
+    from mbv1.tasks import convert_pulled
+
+    for line in convert_pulled(names):
+        common.console().print(line)
+
+
+@weights_app.command("convert")
+def weights_convert(
+    src: Annotated[Path, typer.Argument(help="Peer weights: timm .pth/.safetensors, TF-slim/Keras .npz/.h5.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output mbv1 checkpoint.")],
+    fmt: Annotated[common.PeerFormat, typer.Option("--from", help="Layout of SRC.")],
+):
+    """Convert MobileNetV1 weights of timm, TF-slim or Keras into an mbv1 checkpoint."""
+    from mbv1.backbone.peers import convert_file
+
+    path, meta = convert_file(src, fmt.value, out)
+    common.console().print(f"wrote {path}: α={meta['alpha']}, {meta['num_params']:,} params, "
+                           f"{meta['num_classes']} classes")
+
+
+@app.command()
+def demo(source: Annotated[Optional[str], typer.Argument(help="Video or image (default: a real video from the asset cache).")] = None):
+    """The README's first command: mbv1's main job on its embedded default."""
+    from mbv1.tasks import run_demo
+
+    run_demo(source)
+
+
+def main() -> None:
+    """Console entry point: user errors print one line, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except MBV1Error as e:
+        common.error(str(e))
+        sys.exit(2)
+    except KeyboardInterrupt:
+        common.error("interrupted")
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as e:
+        # Usage errors (unknown option, bad value) of typer's click carry their own message
+        # with the allowed values / nearest option; show it without a traceback.
+        if hasattr(e, "show") and hasattr(e, "exit_code"):
+            e.show()
+            sys.exit(e.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()
