@@ -19,6 +19,11 @@ class PeerFormat(str, Enum):
     keras = "keras"
 
 
+class Backend(str, Enum):
+    eager = "eager"
+    onnxruntime = "onnxruntime"
+
+
 @lru_cache(maxsize=1)
 def console():
     import sys
@@ -102,3 +107,46 @@ def print_info(path, summary: dict) -> None:
     c.print(Pretty(summary["meta"]))
     c.print("[bold]config[/]")
     c.print(Pretty(summary["config"]))
+
+
+def warn(message: str) -> None:
+    err_console().print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True)
+
+
+def run_with_progress(label: str, fn):
+    """Call ``fn(progress)`` under a rich progress line (frames, detections) on a terminal;
+    ``progress(frames_done, detections_in_frame)``."""
+    import sys
+
+    if not sys.stderr.isatty():
+        return fn(None)
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err_console(), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        total = [0, 0]
+
+        def progress(frames: int, dets: int) -> None:
+            total[0], total[1] = frames, total[1] + dets
+            bar.update(task, description=f"{label}: {frames} frames, {total[1]} detections")
+
+        return fn(progress)
+
+
+def print_speed(result, detector) -> None:
+    """The closing lines of ``detect``: counts, where the output is, ms per stage."""
+    c = console()
+    ms = result.ms
+    c.print(f"{result.frames} frames, {result.detections} detections "
+            f"({detector.backend}, {detector.pre.input_size}x{detector.pre.input_size}, {detector.device})")
+    if result.video:
+        c.print(f"annotated video: {result.video}")
+    if result.predictions:
+        c.print(f"predictions: {result.predictions}")
+    elif result.out_dir:
+        c.print(f"results saved to {result.out_dir}")
+    total = sum(ms.values())
+    c.print(f"Speed: {ms['decode']:.1f} ms decode, {ms['preprocess']:.1f} ms preprocess, "
+            f"{ms['inference']:.1f} ms inference, {ms['postprocess']:.1f} ms postprocess per frame "
+            f"({1000 / total if total else 0:.1f} frames/s end to end)")

@@ -22,6 +22,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+from mbv1.cli.detect import detect as _detect  # noqa: E402  (no torch at import)
+
+app.command("detect")(_detect)
 weights_app = typer.Typer(help="Fetch, convert and inspect weights.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
 

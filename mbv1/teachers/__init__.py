@@ -1,0 +1,1 @@
+"""Teacher networks for distillation (e.g. the FaceNet face-embedding teacher)."""

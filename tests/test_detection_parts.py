@@ -1,0 +1,108 @@
+"""SSD parts against independent implementations (torchvision, the face model's own anchors)."""
+
+import numpy as np
+import pytest
+import torch
+from torchvision.models.detection._utils import BoxCoder
+from torchvision.ops import nms
+
+from mbv1.backbone.costs import count_costs
+from mbv1.detection import box_coder
+from mbv1.detection.anchors import box_specs, generate_anchors
+from mbv1.detection.postprocess import PostprocessConfig, postprocess
+from mbv1.detection.preprocess import Preprocess, resize_bilinear_legacy
+from mbv1.detection.ssd import SSD, SSDConfig
+
+
+def _random_boxes(n, g):
+    xy = torch.rand(n, 2, generator=g) * 0.7
+    wh = torch.rand(n, 2, generator=g) * 0.3 + 0.02
+    return torch.cat([xy, xy + wh], 1)
+
+
+def test_box_coder_round_trip_and_torchvision():
+    g = torch.Generator().manual_seed(0)
+    boxes, anchor_boxes = _random_boxes(500, g), _random_boxes(500, g)
+    a = anchor_boxes
+    anchors = torch.stack([(a[:, 1] + a[:, 3]) / 2, (a[:, 0] + a[:, 2]) / 2, a[:, 3] - a[:, 1], a[:, 2] - a[:, 0]], 1)
+    codes = box_coder.encode(boxes, anchors)
+    torch.testing.assert_close(box_coder.decode(codes, anchors), boxes, atol=1e-5, rtol=0)
+    # torchvision codes (dx, dy, dw, dh) with weights (wx, wy, ww, wh) = (10, 10, 5, 5).
+    tv = BoxCoder(weights=(10.0, 10.0, 5.0, 5.0)).encode_single(boxes, anchor_boxes)
+    torch.testing.assert_close(codes, tv[:, [1, 0, 3, 2]], atol=1e-4, rtol=1e-4)
+
+
+def test_anchor_generator_layout():
+    specs = box_specs(6)
+    assert [len(s) for s in specs] == [3, 6, 6, 6, 6, 6]
+    assert specs[0] == [(0.1, 1.0), (0.2, 2.0), (0.2, 0.5)]
+    assert specs[1][1] == pytest.approx((np.sqrt(0.35 * 0.5), 1.0))  # interpolated after ratio 1
+    assert specs[5][1] == pytest.approx((np.sqrt(0.95 * 1.0), 1.0))
+    anchors = generate_anchors([(19, 19), (10, 10), (5, 5), (3, 3), (2, 2), (1, 1)])
+    assert anchors.shape == (1917, 4)
+    assert torch.allclose(anchors[0], torch.tensor([0.5 / 19, 0.5 / 19, 0.1, 0.1]))
+
+
+@pytest.mark.parametrize("size,n", [(300, 1917), (512, 5118), (224, None)])
+def test_ssd_any_size(size, n):
+    model = SSD(SSDConfig(num_classes=3, alpha=0.25)).eval()
+    codes, logits = model(torch.randn(2, 3, size, size))
+    anchors = model.anchors_for(size, size)
+    assert codes.shape == (2, len(anchors), 4) and logits.shape == (2, len(anchors), 4)
+    if n:
+        assert len(anchors) == n
+
+
+def test_ssd300_costs_table13():
+    c = count_costs(SSD(SSDConfig(num_classes=90)), 300)
+    assert round(c.mult_adds / 1e9, 1) == 1.2 and round(c.params / 1e6, 1) == 6.8
+
+
+def test_postprocess_matches_torchvision_nms():
+    g = torch.Generator().manual_seed(1)
+    n_anchors, n_cls = 400, 3
+    anchors = torch.cat([torch.rand(n_anchors, 2, generator=g), torch.rand(n_anchors, 2, generator=g) * 0.3 + 0.05], 1)
+    codes = torch.randn(1, n_anchors, 4, generator=g) * 0.5
+    scores = torch.rand(1, n_anchors, n_cls, generator=g)
+    cfg = PostprocessConfig(conf=0.3, iou=0.45, max_det=1000, pre_nms_top_k=10_000)
+    (out,) = postprocess(codes, scores, anchors, cfg)
+    boxes = box_coder.decode(codes[0], anchors)
+    expected = []
+    for c in range(n_cls):  # independent: plain per-class torchvision NMS
+        keep = scores[0, :, c] >= cfg.conf
+        b, s = boxes[keep], scores[0, keep, c]
+        for i in nms(b, s, cfg.iou):
+            expected.append((c, round(float(s[i]), 6)))
+    got = sorted(zip(out["labels"].tolist(), [round(v, 6) for v in out["scores"].tolist()]))
+    assert got == sorted(expected)
+    assert (out["boxes_xyxy"] >= 0).all() and (out["boxes_xyxy"] <= 1).all()
+
+
+def test_postprocess_class_filter_and_max_det():
+    anchors = torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.2, 0.2, 0.1, 0.1]])
+    scores = torch.tensor([[[0.9, 0.8], [0.7, 0.95]]])
+    (out,) = postprocess(torch.zeros(1, 2, 4), scores, anchors, PostprocessConfig(conf=0.5, classes=(1,)))
+    assert out["labels"].tolist() == [1, 1]
+    (out,) = postprocess(torch.zeros(1, 2, 4), scores, anchors, PostprocessConfig(conf=0.5, max_det=1))
+    assert out["scores"].tolist() == [pytest.approx(0.95)]
+
+
+def test_tf_legacy_resize():
+    # TF legacy bilinear (align_corners=False, half_pixel_centers=False): src = dst * in/out.
+    x = torch.arange(16, dtype=torch.float32).reshape(1, 1, 4, 4)
+    y = resize_bilinear_legacy(x, 2, 2)
+    assert y.flatten().tolist() == [0.0, 2.0, 8.0, 10.0]
+    y = resize_bilinear_legacy(x, 8, 8)
+    assert y[0, 0, 0, :3].tolist() == [0.0, 0.5, 1.0] and y[0, 0, 0, -1] == 3.0
+    # Padding to a square without building it equals padding explicitly.
+    img = torch.rand(1, 3, 30, 50) * 255
+    padded = torch.nn.functional.pad(img, (0, 0, 0, 20))
+    torch.testing.assert_close(resize_bilinear_legacy(img, 16, 16, pad_square=True),
+                               resize_bilinear_legacy(padded, 16, 16))
+
+
+def test_preprocess_scale_back():
+    pre = Preprocess(512, pad="bottom-right", resize="tf-bilinear-legacy")
+    assert pre.frame_scale(1280, 1920) == (1920.0, 1920.0)
+    x = pre(np.zeros((10, 20, 3), np.uint8))
+    assert x.shape == (1, 3, 512, 512) and float(x.min()) == -1.0
