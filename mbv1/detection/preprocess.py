@@ -49,7 +49,9 @@ class Preprocess:
 
     def __call__(self, rgb: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
         """``uint8 [H, W, 3]`` RGB → ``float [1, 3, S, S]`` normalised network input."""
-        x = torch.as_tensor(np.ascontiguousarray(rgb)).to(device)
+        if isinstance(rgb, np.ndarray):
+            rgb = torch.from_numpy(np.array(rgb, copy=not rgb.flags.writeable, order="C"))
+        x = rgb.to(device)
         x = x.permute(2, 0, 1)[None].float()  # [1, 3, H, W], 0..255
         s = self.input_size
         if self.resize == "tf-bilinear-legacy":

