@@ -31,7 +31,7 @@ demo: assets
 	$(BIN)/mbv1 demo $(DEMO_VIDEO)
 
 test: assets
-	MBV1_REQUIRE_ASSETS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
+	MBV1_REQUIRE_ASSETS=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check mbv1 tests benchmarks

@@ -25,7 +25,19 @@ def require_asset(name: str) -> Path:
     pytest.skip(msg)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def face_api_root() -> Path:
     """Root of the cached face-api asset (``<root>/package/model``, ``<root>/package/demo``)."""
     return require_asset("face-api")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """pytest-xdist runs one worker per core: more than one torch thread per worker
+    oversubscribes the cores (measured ~30x slower on 2 busy cores)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

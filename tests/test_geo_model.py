@@ -153,3 +153,29 @@ def test_evaluate_end_to_end(tiny_set):
     assert np.isfinite(metrics.median_km)
     trainset = GeoDataset(train, part)
     assert len(trainset) == int(part.counts.sum())
+
+
+def test_model_tied_to_its_partition(tiny_set):
+    from mbv1.errors import MBV1Error
+    from mbv1.geo.distance import haversine_km
+    from mbv1.tasks.geolocation import prior_metrics
+
+    s, train, part = tiny_set
+    other = build_partition(train.lat, train.lon, t1=6, t2=1)
+    model = build_geo_model(len(part), alpha=0.25, partition_sha256=part.sha256)
+    x = torch.randn(2, 3, 32, 32)
+    assert len(predict(model, x, part, name_places=False)) == 2
+    with pytest.raises(MBV1Error, match="trained with partition sha256"):
+        predict(model, x, other, name_places=False)
+    loader = torch.utils.data.DataLoader(GeoDataset(read_csv(s.test_csv), other,
+                                                    drop_unassigned=False), batch_size=4)
+    with pytest.raises(MBV1Error, match="trained with partition sha256"):
+        evaluate(model, loader, other)
+    untied = build_geo_model(len(part), alpha=0.25)  # no hash: only the cell count is checked
+    with pytest.raises(MBV1Error, match="cells"):
+        untied.check_partition(other)
+    prior = prior_metrics(part, train.lat, train.lon, continents=False)
+    best = int(np.argmax(part.counts))  # every photo placed at the most populous cell
+    km = haversine_km(part.centroid_lat[best], part.centroid_lon[best], train.lat, train.lon)
+    assert prior.count == len(train) and prior.median_km == pytest.approx(np.median(km))
+    assert prior.within[2500] == pytest.approx(100.0 * np.mean(km <= 2500))

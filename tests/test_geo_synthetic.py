@@ -60,3 +60,14 @@ def test_appearance_depends_on_region():
 def test_bad_arguments(tmp_path):
     with pytest.raises(MBV1Error):
         make_synthetic_geo(tmp_path, num_train=0)
+
+
+def test_max_cities_limits_the_places(tmp_path):
+    s = make_synthetic_geo(tmp_path, num_train=60, num_test=1, size=8, seed=0, write_exif=False,
+                           max_cities=3, jitter_km=0.0)
+    rec = read_csv(s.train_csv)
+    places = {(round(a, 4), round(b, 4)) for a, b in zip(rec.lat, rec.lon)}
+    assert len(places) <= 3  # no jitter: every photo at one of the 3 most populous cities
+    assert json.loads((tmp_path / "meta.json").read_text())["max_cities"] == 3
+    with pytest.raises(MBV1Error):
+        make_synthetic_geo(tmp_path, num_train=2, num_test=1, max_cities=0)

@@ -27,6 +27,16 @@ from mbv1.cli.detect import detect as _detect  # noqa: E402  (no torch at import
 app.command("detect")(_detect)
 weights_app = typer.Typer(help="Fetch, convert and inspect weights.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
+from mbv1.cli import train as _train_cli  # noqa: E402  (engine commands: train, eval, classify, report, data)
+
+_train_cli.register(app)
+from mbv1.cli import geo as _geo_cli  # noqa: E402  (geolocate, data geo-synthetic, data geo-partition)
+
+_geo_cli.register(app, _train_cli.data_app)
+from mbv1.cli import faces as _faces_cli  # noqa: E402  (faces, verify)
+
+app.command("faces")(_faces_cli.faces)
+app.command("verify")(_faces_cli.verify)
 
 
 @app.command()

@@ -7,6 +7,10 @@
 - :mod:`~mbv1.geo.data`: ``path,lat,lon`` CSVs, EXIF GPS, robust image loading, the Dataset.
 - :mod:`~mbv1.geo.metrics`: % within 1/25/200/750/2500 km, median error, per continent.
 - :mod:`~mbv1.geo.synthetic`: a small synthetic geotagged set in the same formats.
+- :mod:`~mbv1.geo.model`: PlaNet on MobileNetV1 (model, neighbour-smoothed loss, decoding,
+  evaluation, the prior baseline, costs); :mod:`~mbv1.geo.sources`: what ``--data`` may be and
+  the engine's Dataset; :mod:`~mbv1.geo.predictor`: ``mbv1 geolocate``. These import torch and
+  are not imported here; the task is :mod:`mbv1.tasks.geolocation`.
 """
 
 from mbv1.geo.cells import Partition, PartitionConfig, build_partition

@@ -46,6 +46,14 @@ class GeoMetrics:
             d["per_continent"] = {k: v.to_dict() for k, v in self.per_continent.items()}
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> GeoMetrics:
+        """Inverse of :meth:`to_dict` (a checkpoint's ``details`` hold this form)."""
+        within = {int(k[len("within_"):-len("km")]): float(v) for k, v in d.items()
+                  if k.startswith("within_") and k.endswith("km")}
+        return cls(int(d["count"]), within, float(d["median_km"]), float(d["mean_km"]),
+                   {k: cls.from_dict(v) for k, v in (d.get("per_continent") or {}).items()})
+
 
 def _summary(err: np.ndarray, thresholds) -> GeoMetrics:
     return GeoMetrics(count=int(err.size),
@@ -83,25 +91,32 @@ def geo_metrics(pred_lat, pred_lon, true_lat, true_lon, thresholds_km=THRESHOLDS
     return out
 
 
-def format_table11(metrics: GeoMetrics, name: str = "mbv1") -> str:
+def format_table11(metrics: GeoMetrics, name: str = "mbv1",
+                   others: dict[str, GeoMetrics] | None = None, split: str | None = None) -> str:
     """Table 11's rows with the paper's three columns and this run's beside them.
 
     Args:
         metrics: from :func:`geo_metrics` with Table 11's thresholds.
         name: the header of this run's column.
+        others: more columns measured on the same photos, e.g. ``{"prior": ...}``.
+        split: the photos measured, named in the footer.
 
     Returns:
         A plain-text table, one line per scale, plus the median error and photo count.
     """
-    cols = list(TABLE11_COLUMNS) + [name]
+    ours = {name: metrics, **(others or {})}
+    cols = list(TABLE11_COLUMNS) + list(ours)
     width = max(len(c) for c in cols) + 2
     lines = [f"{'scale':<20}" + "".join(f"{c:>{width}}" for c in cols)]
     for scale, km in sorted(TABLE11_SCALES_KM.items(), key=lambda kv: -kv[1]):
-        ours = metrics.within.get(km)
-        cells = [f"{v:.1f}" for v in TABLE11[scale]] + ["—" if ours is None else f"{ours:.1f}"]
+        cells = [f"{v:.1f}" for v in TABLE11[scale]]
+        cells += ["—" if m.within.get(km) is None else f"{m.within[km]:.1f}" for m in ours.values()]
         lines.append(f"{f'{scale} {km} km':<20}" + "".join(f"{c:>{width}}" for c in cells))
-    lines.append(f"% within distance (paper: Im2GPS test set); {name}: {metrics.count} photos, "
-                 f"median error {metrics.median_km:.0f} km")
+    medians = ["—"] * len(TABLE11_COLUMNS) + [f"{m.median_km:,.0f}" for m in ours.values()]
+    lines.append(f"{'median error km':<20}" + "".join(f"{c:>{width}}" for c in medians))
+    where = f" on {split}" if split else ""
+    lines.append(f"% within distance (paper: Im2GPS test set, 237 photos); {name}: "
+                 f"{metrics.count:,} photos{where}, median error {metrics.median_km:,.0f} km")
     return "\n".join(lines)
 
 

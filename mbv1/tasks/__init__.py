@@ -10,6 +10,9 @@ def cost_rows() -> list:
 
     rows: list = []
     rows += detection_cost_rows()
+    from mbv1.tasks.geolocation import geo_cost_rows
+
+    rows += geo_cost_rows()
     return rows
 
 
@@ -40,3 +43,28 @@ def run_demo(source: str | None = None) -> None:
     source = source or str(assets.path(*DEMO_VIDEO))
     common.console().print(f"[bold]mbv1 demo[/]: SSD-MobileNetV1 face detector on {source}")
     detect(source, name="demo")
+
+
+# The tasks `mbv1 train TASK` knows: CLI name (kebab-case) -> "module:Task subclass". A plain
+# dict; each task adds one line. Classes are imported on first use (get_task), so `mbv1 --help`
+# never imports torch and a task that fails to import breaks only itself.
+TASKS: dict[str, str] = {
+    "classification": "mbv1.tasks.classification:ClassificationTask",
+    "fine-grained": "mbv1.tasks.classification:FineGrainedTask",
+    "geolocation": "mbv1.tasks.geolocation:GeolocationTask",
+}
+
+
+def get_task(name: str):
+    """The Task class registered as ``name`` (unknown names fail with the nearest one)."""
+    import difflib
+    import importlib
+
+    from mbv1.errors import MBV1Error
+
+    if name not in TASKS:
+        hint = difflib.get_close_matches(name, list(TASKS), n=1)
+        raise MBV1Error(f"unknown task {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+                        + f" (tasks: {', '.join(TASKS)})")
+    module, _, attr = TASKS[name].partition(":")
+    return getattr(importlib.import_module(module), attr)

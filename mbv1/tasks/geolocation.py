@@ -1,273 +1,338 @@
-"""Table 11: PlaNet geolocation retrained on MobileNet — model, loss, prediction, evaluation.
+"""Table 11: PlaNet photo geolocation retrained on MobileNet — the engine's Task.
 
-PlaNet (Weyand et al. 2016) casts geolocation as classification over an adaptive S2 partition
-of the globe (:mod:`mbv1.geo.cells`). The paper's MobileNet PlaNet is the 1.0 MobileNet-224
-body with a final layer over the cells: 13 M params = 3 M body + 10 M final layer, 0.58 B
-mult-adds. With mbv1's counting (BatchNorm γ/β included, FC bias included) the body has
-3,206,976 params and each cell adds 1,025 (1,024 weights + bias), so 13 M params is
-9,554 cells (12,999,826 params, 577.5 M mult-adds); the published partition's 26,263 cells
-would give 30.1 M. :func:`cells_for_params` and :func:`geo_costs` compute these.
+``mbv1 train geolocation --data CSV_OR_DIR``: the photos (:mod:`mbv1.geo.sources`: a
+``path,lat,lon`` CSV, a folder of photos with EXIF GPS, or a folder with train.csv/test.csv),
+PlaNet's adaptive S2 partition built from the *training* coordinates with the ``partition``
+section (``t1``, ``t2``, ``min_level``, ``max_level``; or a prebuilt ``partition.file``), a
+MobileNetV1 + linear classifier over the cells (:mod:`mbv1.geo.model`), cross-entropy over
+cells (``partition.smoothing`` > 0 spreads that much target mass onto the true cell's
+same-level neighbours). Training photos outside every kept cell (cells under ``t2`` photos)
+are left out of training; test photos outside every cell are still scored by distance.
 
-A prediction is the probability over cells; the predicted location is the centroid of the
-training photos in the most probable cell (PlaNet's choice), named by the nearest city.
+The partition travels with the weights: its sha256 and canonical CSV text are in every
+checkpoint's meta (and ``partition.csv`` is written into the run folder when the engine tells
+the task its folder), and a model refuses any other partition with a one-line error.
+
+Evaluation: the share of test photos within 1 / 25 / 200 / 750 / 2500 km of the truth
+(haversine, R = 6371 km), median and mean error, cell top-1/top-5, beside Table 11's three
+columns and the prior baseline (every photo placed at the most populous training cell), per
+continent of the true location. The primary metric (best.pt) is ``within_2500km``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from mbv1.backbone.costs import count_costs
-from mbv1.backbone.mobilenet import MobileNetV1
-from mbv1.geo.cells import Partition
-from mbv1.geo.metrics import GeoMetrics, geo_metrics
-from mbv1.geo.places import Place, place_index
-from mbv1.paper import TABLE11_MODELS
+from mbv1.datasets import augment
+from mbv1.engine.config import DataConfig
+from mbv1.errors import MBV1Error
+from mbv1.geo import sources
+from mbv1.geo.cells import Partition, PartitionConfig, build_partition
+from mbv1.geo.metrics import (
+    THRESHOLDS_KM,
+    GeoMetrics,
+    format_continents,
+    format_table11,
+    geo_metrics,
+)
+from mbv1.geo.model import (  # noqa: F401  (the model API is re-exported here)
+    PAPER_ROW,
+    GeoCosts,
+    GeoLoss,
+    GeoModel,
+    GeoOutputs,
+    GeoPrediction,
+    build_geo_loss,
+    build_geo_model,
+    cells_for_params,
+    check_partition,
+    collect,
+    decode,
+    evaluate,
+    geo_costs,
+    logits_to_latlon,
+    predict,
+    prior_metrics,
+)
+from mbv1.paper import TABLE11
+from mbv1.tasks.base import Datasets, Metrics, Task, row_dict
 
-PAPER_ROW = TABLE11_MODELS[1]  # PlaNet MobileNet: 13 M params, 580 M mult-adds
+PAPER_METRIC = "Im2GPS % within 2500 km (continent)"
+PHOTO_DETAILS_MAX = 25  # evaluations this small list every photo (path, truth, error)
 
-
-class GeoModel(nn.Module):
-    """MobileNetV1 body + dropout + a linear classifier over S2 cells.
-
-    Args:
-        backbone: a headless :class:`MobileNetV1` (``num_classes=0``).
-        num_cells: classes (cells of the partition).
-        dropout: before the final layer; 0.001 as TF-slim's MobileNet classifier (keep 0.999),
-            so this is the ImageNet model with a different final layer, as in the paper.
-
-    ``forward(x [N, 3, H, W])`` returns logits ``[N, num_cells]`` in train and eval mode alike.
-    """
-
-    def __init__(self, backbone: MobileNetV1, num_cells: int, dropout: float = 0.001):
-        super().__init__()
-        if backbone.num_classes != 0:
-            raise ValueError("GeoModel needs a headless backbone: build it with num_classes=0 "
-                             "or call backbone.reset_classifier(0)")
-        if num_cells < 1:
-            raise ValueError(f"num_cells must be >= 1, got {num_cells}")
-        self.backbone = backbone
-        self.num_cells = num_cells
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(backbone.num_features, num_cells)
-        nn.init.normal_(self.classifier.weight, 0, 0.01)
-        nn.init.zeros_(self.classifier.bias)
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled body features ``[N, num_features]``."""
-        return self.backbone(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(self.embed(x)))
-
-
-def build_geo_model(num_cells: int, alpha: float = 1.0, activation: str = "relu6",
-                    dropout: float = 0.001, **backbone_kw) -> GeoModel:
-    """A :class:`GeoModel` on a fresh MobileNetV1 of width ``alpha``."""
-    body = MobileNetV1(alpha=alpha, num_classes=0, activation=activation, **backbone_kw)
-    return GeoModel(body, num_cells, dropout)
-
-
-# --- loss -----------------------------------------------------------------------------------
-
-class GeoLoss(nn.Module):
-    """Cross-entropy over cells, optionally smoothing labels onto neighbouring cells.
-
-    With ``smoothing = ε`` the target puts 1 − ε on the true cell and spreads ε evenly over
-    its S2 edge neighbours that are cells of the partition at the same level
-    (:meth:`Partition.neighbours`); a cell with no such neighbour keeps a hard target. Spatial
-    smoothing rewards near misses, unlike uniform label smoothing (which the paper does not
-    use for ImageNet either). Targets of -1 (photos outside every cell) are ignored.
-
-    Args:
-        neighbours: ``[C, K]`` class indices of each cell's neighbours, -1 padded; needed only
-            when ``smoothing > 0``.
-        smoothing: ε in [0, 1).
-
-    ``forward(logits [N, C], target [N] int64)`` returns ``{"loss": scalar, "ce": scalar}``
-    where ``ce`` is the plain cross-entropy on the true cells (for logging).
-    """
-
-    def __init__(self, neighbours=None, smoothing: float = 0.0):
-        super().__init__()
-        if not 0.0 <= smoothing < 1.0:
-            raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
-        if smoothing > 0 and neighbours is None:
-            raise ValueError("smoothing onto neighbours needs the neighbour table")
-        self.smoothing = smoothing
-        nb = torch.as_tensor(np.asarray(neighbours if neighbours is not None else
-                                        np.zeros((0, 1))), dtype=torch.long)
-        self.register_buffer("neighbours", nb, persistent=False)
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-        valid = target >= 0
-        if not valid.any():
-            zero = logits.sum() * 0.0
-            return {"loss": zero, "ce": zero.detach()}
-        logits, target = logits[valid], target[valid]
-        logp = F.log_softmax(logits.float(), dim=1)
-        nll = -logp.gather(1, target[:, None])[:, 0]
-        ce = nll.mean()
-        if self.smoothing == 0:
-            return {"loss": ce, "ce": ce.detach()}
-        nbr = self.neighbours[target]  # [N, K]
-        has = nbr >= 0
-        n = has.sum(1)
-        nbr_nll = -(logp.gather(1, nbr.clamp(min=0)) * has).sum(1) / n.clamp(min=1)
-        eps = torch.where(n > 0, self.smoothing, 0.0)
-        loss = ((1 - eps) * nll + eps * nbr_nll).mean()
-        return {"loss": loss, "ce": ce.detach()}
-
-
-def build_geo_loss(partition: Partition, smoothing: float = 0.0) -> GeoLoss:
-    """The loss for a partition (neighbour table computed only when smoothing)."""
-    return GeoLoss(partition.neighbours() if smoothing > 0 else None, smoothing)
-
-
-# --- prediction -----------------------------------------------------------------------------
 
 @dataclass
-class GeoPrediction:
-    """One image's answer.
-
-    Attributes:
-        cells: top-k class indices, most probable first.
-        tokens: their S2 tokens.
-        probs: their probabilities in [0, 1].
-        lat, lon: predicted location, degrees (the best cell's photo centroid).
-        place: nearest named city to (lat, lon), if requested.
-    """
-
-    cells: list[int]
-    tokens: list[str]
-    probs: list[float]
-    lat: float
-    lon: float
-    place: Place | None = None
+class GeoDataConfig(DataConfig):
+    """``data`` section: ``path`` = training CSV / EXIF folder / set folder, ``val_path`` = the
+    test CSV or folder (else the set folder's test.csv, else a held-out ``val_split``)."""
 
 
-def logits_to_latlon(logits: torch.Tensor, partition: Partition) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted locations ``([N], [N])`` degrees: centroids of the arg-max cells."""
-    if logits.shape[-1] != len(partition):
-        raise ValueError(f"logits have {logits.shape[-1]} classes, partition {len(partition)}")
-    best = logits.argmax(dim=1).cpu().numpy()
-    return partition.centroid_lat[best], partition.centroid_lon[best]
+@dataclass
+class PartitionSection:
+    """``partition`` section: PlaNet's adaptive S2 partition (:mod:`mbv1.geo.cells`) and the
+    loss's smoothing onto neighbouring cells."""
+
+    t1: int = 10_000  # split a cell holding more than t1 training photos (PlaNet: 10,000)
+    t2: int = 50  # drop cells holding fewer than t2 (PlaNet: 50)
+    min_level: int = 0  # coarsest S2 level (0: the six cube faces)
+    max_level: int = 30  # finest S2 level
+    file: str | None = None  # a prebuilt partition (.csv/.json) instead of building one
+    smoothing: float = 0.0  # target mass spread onto the true cell's same-level neighbours
 
 
-def decode(logits: torch.Tensor, partition: Partition, k: int = 5,
-           name_places: bool = True) -> list[GeoPrediction]:
-    """Turn logits ``[N, C]`` into :class:`GeoPrediction` s (top-``k`` cells)."""
-    lat, lon = logits_to_latlon(logits, partition)
-    probs, idx = logits.float().softmax(dim=1).topk(min(k, logits.shape[1]), dim=1)
-    places = place_index().nearest_many(lat, lon) if name_places else [None] * len(lat)
-    tokens = partition.tokens
-    return [GeoPrediction([int(c) for c in ci], [tokens[c] for c in ci], [float(p) for p in pi],
-                          float(la), float(lo), pl)
-            for ci, pi, la, lo, pl in zip(idx.tolist(), probs.tolist(), lat, lon, places)]
+def _main_rank() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
 
 
-@torch.no_grad()
-def predict(model: GeoModel, images: torch.Tensor, partition: Partition, k: int = 5,
-            name_places: bool = True) -> list[GeoPrediction]:
-    """Geolocate a batch ``[N, 3, H, W]`` (already transformed) with ``model`` in eval mode."""
-    was = model.training
-    model.eval()
-    try:
-        p = next(model.parameters())
-        logits = model(images.to(device=p.device, dtype=p.dtype))
-    finally:
-        model.train(was)
-    return decode(logits, partition, k, name_places)
+def _say(line: str) -> None:
+    if _main_rank():
+        print(line, flush=True)
 
 
-@torch.no_grad()
-def evaluate(model: GeoModel, loader, partition: Partition, continents: bool = True
-             ) -> tuple[GeoMetrics, dict]:
-    """Run ``model`` over a loader of :class:`mbv1.geo.data.GeoDataset` batches.
-
-    Args:
-        model: the trained model (put in eval mode here, restored after).
-        loader: yields ``(images [B, 3, H, W], cells [B], lat [B], lon [B])``.
-        partition: the partition the model was trained on.
-        continents: add the per-continent breakdown.
-
-    Returns:
-        (:class:`GeoMetrics` of distances, ``{"cell_top1": %, "cell_top5": %}`` over photos that
-        lie in a cell).
-    """
-    was = model.training
-    model.eval()
-    p = next(model.parameters())
-    plat, plon, tlat, tlon, hit1, hit5, n_in = [], [], [], [], 0, 0, 0
-    try:
-        for images, cells, lat, lon in loader:
-            logits = model(images.to(device=p.device, dtype=p.dtype)).float().cpu()
-            la, lo = logits_to_latlon(logits, partition)
-            plat.append(la)
-            plon.append(lo)
-            tlat.append(np.asarray(lat, dtype=np.float64))
-            tlon.append(np.asarray(lon, dtype=np.float64))
-            inside = cells >= 0
-            top = logits.topk(min(5, logits.shape[1]), dim=1).indices[inside]
-            hit1 += int((top[:, 0] == cells[inside]).sum())
-            hit5 += int((top == cells[inside][:, None]).any(1).sum())
-            n_in += int(inside.sum())
-    finally:
-        model.train(was)
-    metrics = geo_metrics(np.concatenate(plat), np.concatenate(plon), np.concatenate(tlat),
-                          np.concatenate(tlon), continents=continents)
-    cell = {"cell_top1": 100.0 * hit1 / max(n_in, 1), "cell_top5": 100.0 * hit5 / max(n_in, 1)}
-    return metrics, cell
+def partition_info(partition: Partition) -> dict:
+    """The checkpoint meta of a partition: hash, canonical CSV text, settings, class tokens."""
+    cfg = partition.config
+    return {"labels": partition.tokens, "num_classes": len(partition), "num_cells": len(partition),
+            "partition_sha256": partition.sha256,
+            "partition_csv": partition.to_csv_bytes().decode("ascii"),
+            "partition_config": None if cfg is None else {
+                "t1": cfg.t1, "t2": cfg.t2, "min_level": cfg.min_level,
+                "max_level": cfg.max_level}}
 
 
-# --- costs ----------------------------------------------------------------------------------
+def partition_from_meta(meta: dict, source: str = "the checkpoint") -> Partition:
+    """The partition stored in a checkpoint meta, verified against its stored sha256."""
+    text, sha = meta.get("partition_csv"), meta.get("partition_sha256")
+    if not text or not sha:
+        raise MBV1Error(f"{source} holds no partition (partition_csv / partition_sha256 in its "
+                        "meta): it is not a geolocation checkpoint of mbv1")
+    import tempfile
 
-@dataclass(frozen=True)
-class GeoCosts:
-    """Costs of a GeoModel for one image; ``final_layer_params`` = (features + 1) · cells."""
-
-    num_cells: int
-    alpha: float
-    resolution: int
-    params: int
-    mult_adds: int
-    body_params: int
-    final_layer_params: int
-
-    def __str__(self) -> str:
-        return (f"PlaNet MobileNet α={self.alpha} at {self.resolution}, {self.num_cells} cells: "
-                f"{self.params / 1e6:.2f} M params ({self.body_params / 1e6:.2f} M body + "
-                f"{self.final_layer_params / 1e6:.2f} M final layer), "
-                f"{self.mult_adds / 1e6:.1f} M mult-adds | paper Table 11: "
-                f"{PAPER_ROW.params_m:g} M params, {PAPER_ROW.mult_adds_m:g} M mult-adds")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "partition.csv"
+        path.write_text(text)
+        part = Partition.load(path)
+    if part.sha256 != sha:
+        raise MBV1Error(f"{source}: the stored partition's cells hash to {part.sha256[:16]}…, not "
+                        f"the recorded {sha[:16]}… (edited meta?)")
+    return part
 
 
-def geo_costs(num_cells: int, alpha: float = 1.0, resolution: int = 224,
-              **backbone_kw) -> GeoCosts:
-    """Params and mult-adds of :func:`build_geo_model` (counted by ``count_costs``).
+class GeolocationTask(Task):
+    """PlaNet on MobileNetV1 (Table 11): classification over adaptive S2 cells."""
 
-    Args:
-        num_cells: classes.
-        alpha: width multiplier.
-        resolution: input side in pixels (the resolution multiplier).
-    """
-    model = build_geo_model(num_cells, alpha=alpha, **backbone_kw)
-    c = count_costs(model, resolution)
-    final = sum(p.numel() for p in model.classifier.parameters())
-    return GeoCosts(num_cells, alpha, resolution, c.params, c.mult_adds, c.params - final, final)
+    name = "geolocation"
+    sections: ClassVar[dict[str, type]] = {"data": GeoDataConfig, "partition": PartitionSection}
+    primary_metric = "within_2500km"
+    paper_metric = PAPER_METRIC
+
+    partition: Partition | None = None
+
+    # -- data ----------------------------------------------------------------------------
+    def _partition(self, train: sources.Source) -> Partition:
+        p = self.cfg.partition
+        if self.resume_meta and self.resume_meta.get("partition_csv"):
+            # A resumed run keeps the partition its weights were trained with, whatever the data.
+            part = partition_from_meta(self.resume_meta, "the resumed run")
+            _say(f"partition: {len(part)} cells from the resumed run (sha256 {part.sha256[:16]}…)")
+            return part
+        if p.file:
+            part = Partition.load(p.file)
+            _say(f"partition: {len(part)} cells from {p.file} (sha256 {part.sha256[:16]}…)")
+            return part
+        config = PartitionConfig(p.t1, p.t2, p.min_level, p.max_level)
+        part = build_partition(train.records.lat, train.records.lon, config)
+        _say(f"partition: {len(part):,} cells at S2 levels {part.levels.min()}–{part.levels.max()} "
+             f"built from {len(train.records):,} training photos (t1={p.t1}, t2={p.t2}, levels "
+             f"{p.min_level}–{p.max_level}); sha256 {part.sha256[:16]}…")
+        return part
+
+    def build_datasets(self) -> Datasets:
+        d, t = self.cfg.data, self.cfg.train
+        if t.label_smoothing:
+            raise MBV1Error("train.label_smoothing is uniform smoothing over all cells; geolocation "
+                            "smooths onto neighbouring cells: use partition.smoothing instead")
+        splits = sources.training_splits(d.path, d.val_path, d.val_split, d.split_seed)
+        for src in (splits.train, splits.val):
+            if src is not None:
+                sources.report_skipped(src)
+        part = self._partition(splits.train)
+        rec = splits.train.records
+        cells = part.assign(rec.lat, rec.lon)
+        inside = cells >= 0
+        if not inside.any():
+            raise MBV1Error(f"no training photo lies in a cell of the partition "
+                            f"({part.sha256[:16]}…): was it built from this data?")
+        if (~inside).any():
+            _say(f"partition: {int((~inside).sum()):,} of {len(rec):,} training photos lie in "
+                 "cells under t2 photos (no class) and are left out of training")
+        res = self.cfg.model.resolution
+        train_tf = augment.train_transform(res, d.augment, d.crop_scale, d.hflip, d.color_jitter,
+                                           d.eval_crop)
+        train = sources.GeoImageDataset(rec.subset(inside), cells[inside], train_tf, d.mean, d.std,
+                                        t.seed, d.on_bad_image, splits.train.name)
+        val = self._eval_dataset(splits.val, part) if splits.val is not None else None
+        info = {**partition_info(part), "data_path": d.path, "val_path": d.val_path,
+                "train_split": splits.train.name, "train_photos": len(rec),
+                "train_photos_outside": int((~inside).sum())}
+        self.partition = part
+        if self.run_dir is not None:
+            self.save_partition(self.run_dir)
+        return Datasets(train, val, info, splits.val.name if splits.val is not None else "none")
+
+    def _eval_dataset(self, src: sources.Source, part: Partition) -> sources.GeoImageDataset:
+        d, res = self.cfg.data, self.cfg.model.resolution
+        cells = part.assign(src.records.lat, src.records.lon)
+        return sources.GeoImageDataset(src.records, cells, augment.eval_transform(res, d.eval_crop),
+                                       d.mean, d.std, None, d.on_bad_image, src.name)
+
+    def build_eval_dataset(self, info: dict):
+        """``--data`` as given to ``mbv1 eval``: the trained-on data → its evaluation split;
+        anything else → all of it (a set folder → its test.csv)."""
+        d = self.cfg.data
+        if sources.same_path(d.path, info.get("data_path")) and \
+                sources.same_path(d.val_path, info.get("val_path")):
+            src = sources.training_splits(d.path, d.val_path, d.val_split, d.split_seed).val
+            if src is None:
+                raise MBV1Error(f"{d.path} has no evaluation split (data.val_split=0): pass "
+                                "--data TEST_CSV_OR_DIR")
+        else:
+            src = sources.eval_source(d.path)
+        sources.report_skipped(src)
+        part = self.partition if self.partition is not None else partition_from_meta(info)
+        ds = self._eval_dataset(src, part)
+        return ds, src.name
+
+    def save_partition(self, run_dir: str | Path) -> Path | None:
+        """Write ``partition.csv`` (canonical form: ``sha256sum`` gives its hash) into a run
+        folder; rank 0 only."""
+        if self.partition is None or not _main_rank():
+            return None
+        return self.partition.save(Path(run_dir) / "partition.csv")
+
+    # -- model ---------------------------------------------------------------------------
+    def build_model(self, info: dict) -> nn.Module:
+        part = partition_from_meta(info)
+        if self.cfg.partition.file:
+            offered = Partition.load(self.cfg.partition.file)
+            check_partition(offered, part.sha256, len(part), source="this checkpoint")
+        self.partition = part
+        m = self.cfg.model
+        model = build_geo_model(len(part), alpha=m.alpha, activation=m.activation,
+                                dropout=m.dropout, partition_sha256=part.sha256,
+                                variant=m.variant, padding=m.padding, bn_eps=m.bn_eps)
+        for mod in model.modules():
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                mod.momentum = m.bn_momentum
+        self.loss_fn = build_geo_loss(part, self.cfg.partition.smoothing).to(self.device)
+        return model
+
+    def forward_loss(self, model, batch, teacher=None) -> dict[str, torch.Tensor]:
+        return self.loss_fn(model(batch["image"]), batch["cell"])
+
+    # -- evaluation ----------------------------------------------------------------------
+    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
+        return self.to_device({"image": images})["image"]
+
+    def evaluate(self, model, loader, teacher=None) -> Metrics:
+        part = self.partition
+        out = collect(model, loader, part, prepare=self._prepare)
+        m = geo_metrics(out.pred_lat, out.pred_lon, out.true_lat, out.true_lon, continents=True)
+        prior = prior_metrics(part, out.true_lat, out.true_lon, continents=None)
+        values = {f"within_{km}km": m.within[km] for km in THRESHOLDS_KM}
+        values.update(median_km=m.median_km, mean_km=m.mean_km, **out.cell_accuracy(),
+                      images=float(len(out)))
+        best = int(np.argmax(part.counts))
+        details = {"table11": m.to_dict(), "prior": prior.to_dict(),
+                   "prior_cell": {"token": part.tokens[best], "count": int(part.counts[best]),
+                                  "ties": int((part.counts == part.counts[best]).sum()),
+                                  "lat": float(part.centroid_lat[best]),
+                                  "lon": float(part.centroid_lon[best])},
+                   "outside": int((out.cells < 0).sum()), "num_cells": len(part),
+                   "partition_sha256": part.sha256}
+        if len(out) <= PHOTO_DETAILS_MAX:
+            details["photos"] = _photo_details(out, getattr(loader.dataset, "records", None))
+        return Metrics(values, self.primary_metric, getattr(loader.dataset, "split", "val"),
+                       details=details)
+
+    # -- reporting -----------------------------------------------------------------------
+    def paper_rows(self, info: dict) -> list[dict]:
+        row = replace(PAPER_ROW, metric=PAPER_METRIC, value=TABLE11["continent"][2])
+        m = self.cfg.model
+        note = (f"other data: the paper trains on PlaNet's 126 M photos (α=1.0, 224 px, ~10k "
+                f"cells) and tests on Im2GPS; this run: {info.get('train_photos', '?')} photos, "
+                f"{info.get('num_cells', '?')} cells, α={m.alpha}, {m.resolution} px")
+        return [row_dict(row, comparable=False, note=note)]
+
+    def describe(self, metrics: Metrics, info: dict) -> list[str]:
+        d = metrics.details
+        if "table11" not in d:
+            return []
+        ours, prior = GeoMetrics.from_dict(d["table11"]), GeoMetrics.from_dict(d["prior"])
+        lines = [("Table 11 (Howard et al. 2017) beside mbv1 and the prior baseline (every photo "
+                  "placed at the most populous training cell), % of photos within each distance:")]
+        lines += format_table11(ours, "mbv1", {"prior": prior}, split=metrics.split).splitlines()
+        pc = d["prior_cell"]
+        from mbv1.geo.places import nearest_place
+
+        ties = (f", tied with {pc['ties'] - 1:,} other cells: the lowest cell id is taken"
+                if pc.get("ties", 1) > 1 else "")
+        near = nearest_place(pc["lat"], pc["lon"]).name
+        lines.append(f"partition: {d['num_cells']:,} cells, sha256 {d['partition_sha256'][:16]}…; "
+                     f"prior cell {pc['token']} ({pc['count']:,} training photos{ties}; centroid "
+                     f"{pc['lat']:.4f}, {pc['lon']:.4f}, near {near}); {d['outside']:,} test "
+                     "photos outside every cell (scored by distance)")
+        v = metrics.values
+        lines.append(f"cell accuracy (photos inside a cell): top-1 {v.get('cell_top1', 0):.1f}%, "
+                     f"top-5 {v.get('cell_top5', 0):.1f}%")
+        if ours.per_continent:
+            lines.append("per continent of the true location:")
+            lines += format_continents(ours).splitlines()
+        if d.get("photos"):
+            lines.append("per photo (true position → predicted position, great-circle error):")
+            for p in d["photos"]:
+                lines.append(f"  {p['path']}: {p['true_lat']:.4f}, {p['true_lon']:.4f} → "
+                             f"{p['pred_lat']:.4f}, {p['pred_lon']:.4f} ({p['place']}): "
+                             f"{p['km']:,.1f} km")
+        return lines
 
 
-def cells_for_params(params: float = PAPER_ROW.params_m * 1e6, alpha: float = 1.0,
-                     **backbone_kw) -> int:
-    """The cell count whose GeoModel has closest to ``params`` parameters (13 M → 9,554)."""
-    body = MobileNetV1(alpha=alpha, num_classes=0, **backbone_kw)
-    body_params = sum(p.numel() for p in body.parameters())
-    per_cell = body.num_features + 1
-    cells = round((params - body_params) / per_cell)
-    if cells < 1:
-        raise ValueError(f"{params:.0f} params is less than the body's {body_params} + one cell")
-    return int(cells)
+def _photo_details(out: GeoOutputs, records) -> list[dict]:
+    from mbv1.geo.distance import haversine_km
+    from mbv1.geo.places import place_index
+
+    km = haversine_km(out.pred_lat, out.pred_lon, out.true_lat, out.true_lon)
+    places = place_index().nearest_many(out.pred_lat, out.pred_lon)
+    rows = []
+    for i in range(len(out)):
+        path = str(records.paths[out.index[i]]) if records is not None else str(out.index[i])
+        pl = places[i]
+        rows.append({"path": path, "true_lat": float(out.true_lat[i]),
+                     "true_lon": float(out.true_lon[i]), "pred_lat": float(out.pred_lat[i]),
+                     "pred_lon": float(out.pred_lon[i]), "km": float(km[i]),
+                     "place": f"{pl.name}, {pl.country}"})
+    return rows
+
+
+def geo_cost_rows() -> list:
+    """``mbv1 profile``: Table 11's PlaNet MobileNet (13 M params, 0.58 B mult-adds) beside
+    mbv1's GeoModel with the cell count that 13 M params implies (9,554 at α=1, 224 px)."""
+    from mbv1.paper import QUIRKS
+    from mbv1.profile import ProfileRow
+
+    cells = cells_for_params()
+    c = geo_costs(cells, PAPER_ROW.alpha, PAPER_ROW.resolution)
+    model = f"{PAPER_ROW.model} ({cells:,} cells)"
+    note = (f"{c.body_params / 1e6:.2f} M body + {c.final_layer_params / 1e6:.2f} M final layer "
+            f"(paper: 3 M + 10 M)")
+    return [ProfileRow(PAPER_ROW.table, model, "mult-adds", "B", PAPER_ROW.mult_adds_m / 1000,
+                       c.mult_adds / 1e9, QUIRKS["table11_units"]),
+            ProfileRow(PAPER_ROW.table, model, "params", "M", PAPER_ROW.params_m, c.params / 1e6,
+                       note)]

@@ -1,0 +1,99 @@
+"""``mbv1 faces`` (age, gender, expression and an embedding per face) and ``mbv1 verify``."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mbv1.cli import common
+
+
+class FaceDetector(str, Enum):
+    ssd = "ssd"
+    mtcnn = "mtcnn"
+
+
+class CropPolicy(str, Enum):
+    box = "box"
+    aligned = "aligned"
+
+
+def faces(
+    source: Annotated[str, typer.Argument(help="Image, folder, glob ('imgs/*.jpg'), video file or camera index.")],
+    weights: Annotated[Path | None, typer.Option(help="A trained mbv1 face student (face-attributes, face-embeddings or faces); its heads replace the teachers.")] = None,
+    detector: Annotated[FaceDetector, typer.Option(help="Face detector: mbv1's SSD face model or facenet-pytorch's MTCNN.")] = FaceDetector.ssd,
+    crop: Annotated[CropPolicy | None, typer.Option(help="Canonical crop policy (default: the student's, else box).")] = None,
+    conf: Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum detection score.")] = 0.5,
+    no_attributes: Annotated[bool, typer.Option("--no-attributes", help="Skip age, gender and expression.")] = False,
+    no_embedding: Annotated[bool, typer.Option("--no-embedding", help="Skip the face embedding.")] = False,
+    no_landmarks: Annotated[bool, typer.Option("--no-landmarks", help="No MTCNN landmarks (faster; box crops from the detector's box).")] = False,
+    json_embedding: Annotated[bool, typer.Option(help="Write each face's embedding into the JSON lines.")] = True,
+    vid_stride: Annotated[int, typer.Option(min=1, help="Process every N-th video frame.")] = 1,
+    no_save: Annotated[bool, typer.Option("--no-save", help="Do not write annotated output or predictions.")] = False,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, …")] = "cpu",
+    project: Annotated[Path, typer.Option(help="Parent folder of run folders.")] = Path("runs/faces"),
+    name: Annotated[str, typer.Option(help="Run folder name (auto-suffixed: predict-2, …).")] = "predict",
+    exist_ok: Annotated[bool, typer.Option("--exist-ok", help="Reuse the run folder.")] = False,
+):
+    """Per face: box, age, gender, expression (face-api teachers) and an embedding (FaceNet), or a trained student's."""
+    from mbv1.media import resolve_source
+
+    resolve_source(source)  # a bad source fails before any model loads
+    from mbv1.faces.infer import FaceAnalyzer
+    from mbv1.faces.run import faces as run_faces
+
+    analyzer = FaceAnalyzer(weights, attributes=not no_attributes, embeddings=not no_embedding,
+                            detector=detector.value, conf=conf, device=device,
+                            crop=crop.value if crop else None, landmarks=not no_landmarks)
+    result = common.run_with_progress(
+        "faces", lambda progress: run_faces(source, analyzer, project, name, exist_ok,
+                                            not no_save, vid_stride, json_embedding,
+                                            progress=progress, warn=common.warn))
+    c = common.console()
+    c.print(f"{result.frames} frames, {result.faces} faces ({analyzer.describe()}, {device})")
+    if result.video:
+        c.print(f"annotated video: {result.video}")
+    if result.predictions:
+        c.print(f"predictions: {result.predictions}")
+    ms = result.ms
+    total = sum(ms.values())
+    c.print(f"Speed: {ms['decode']:.1f} ms decode, {ms['detect']:.1f} ms detect+align, "
+            f"{ms['attributes']:.1f} ms attributes, {ms['embedding']:.1f} ms embedding per frame "
+            f"({1000 / total if total else 0:.1f} frames/s end to end)")
+
+
+def verify(
+    a: Annotated[str, typer.Argument(help="First image (its largest face is compared).")],
+    b: Annotated[str, typer.Argument(help="Second image.")],
+    weights: Annotated[Path | None, typer.Option(help="A trained face-embeddings / faces student (default: the FaceNet teacher).")] = None,
+    threshold: Annotated[float | None, typer.Option(min=0.0, max=2.0, help="Distance threshold (default: the model's documented one).")] = None,
+    detector: Annotated[FaceDetector, typer.Option(help="Face detector.")] = FaceDetector.ssd,
+    conf: Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum detection score.")] = 0.5,
+    device: Annotated[str, typer.Option(help="cpu, cuda, …")] = "cpu",
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Same person or not: L2 distance of the two largest faces' embeddings against a threshold."""
+    from dataclasses import asdict
+
+    from mbv1.errors import MBV1Error
+
+    for p in (a, b):
+        if not Path(p).is_file():
+            raise MBV1Error(f"image not found: {p} (verify compares the largest faces of two images)")
+    from mbv1.faces.infer import FaceAnalyzer
+    from mbv1.faces.run import verify as run_verify
+
+    analyzer = FaceAnalyzer(weights, attributes=False, embeddings=True, detector=detector.value,
+                            conf=conf, device=device)
+    v = run_verify(a, b, analyzer, threshold)
+    if json_out:
+        common.print_json(asdict(v))
+        return
+    verdict = "[green]same person[/]" if v.same else "[red]different people[/]"
+    c = common.console()
+    c.print(f"{verdict}: distance {v.distance:.4f} {'<=' if v.same else '>'} threshold "
+            f"{v.threshold:.4f}")
+    c.print(f"embedding: {v.embedding_source}; threshold: {v.threshold_source}")

@@ -1,0 +1,175 @@
+"""Fine-tuning: start from other weights, freeze the lower body, freeze BatchNorm statistics.
+
+``model.init`` names an mbv1 checkpoint (file or run folder, any task: the body is what
+transfers) or a peer's MobileNetV1 weights (timm, TF-slim, Keras; converted through
+:mod:`mbv1.backbone.peers`). Body weights must fit (a different α is an error); head weights
+that do not fit the new label set are skipped and listed, as timm does.
+
+``model.freeze = conv11`` freezes conv0..conv11 (mmdetection's ``frozen_stages``), their
+BatchNorm included; ``model.norm_eval`` keeps every BatchNorm of the body in eval mode
+(statistics frozen, affine parameters still trained unless frozen).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mbv1.backbone.mobilenet import MobileNetV1
+from mbv1.errors import MBV1Error
+
+_BODY = re.compile(r"^conv\d+\.")
+
+
+@dataclass
+class InitWeights:
+    """Weights to start from: a state dict plus what they imply for the model config."""
+
+    state: dict
+    source: str
+    backbone: dict = field(default_factory=dict)  # activation / padding / bn_eps of the weights
+    mean: tuple | None = None
+    std: tuple | None = None
+
+
+def read_init(path: str, fmt: str = "auto") -> InitWeights:
+    """Read ``model.init`` in format ``fmt`` (auto, mbv1, timm, tf-slim, keras)."""
+    from mbv1.backbone import peers
+    from mbv1.checkpoint import load_checkpoint
+
+    p = Path(path)
+    if not p.exists():
+        raise MBV1Error(f"model.init not found: {p}")
+    if fmt in ("auto", "mbv1") and (p.is_dir() or p.suffix in (".pt", ".pth")):
+        try:
+            ckpt = load_checkpoint(p)
+        except MBV1Error:
+            if fmt == "mbv1":
+                raise
+        else:
+            model_cfg = (ckpt.get("config") or {}).get("model") or {}
+            meta = ckpt.get("meta") or {}
+            backbone = {k: model_cfg[k] for k in ("activation", "padding", "bn_eps")
+                        if k in model_cfg}
+            return InitWeights(ckpt["model"], f"mbv1 {ckpt.get('task')} checkpoint {p}", backbone,
+                               _triple(meta.get("mean")), _triple(meta.get("std")))
+    arrays = peers.read_arrays(p)
+    if fmt in ("auto", "mbv1"):
+        fmt = _guess_peer(arrays, p)
+    state, backbone = peers.convert_state(arrays, fmt)
+    mean, std = ((peers.IMAGENET_MEAN, peers.IMAGENET_STD) if fmt == "timm"
+                 else ((0.5,) * 3, (0.5,) * 3))
+    return InitWeights(state, f"{fmt} weights {p.name}", backbone, mean, std)
+
+
+def _guess_peer(arrays: dict, path: Path) -> str:
+    keys = list(arrays)
+    if any(k.startswith("conv_stem") for k in keys):
+        return "timm"
+    if any("MobilenetV1/" in k for k in keys):
+        return "tf-slim"
+    if any("conv_dw_1" in k for k in keys):
+        return "keras"
+    raise MBV1Error(f"cannot tell the layout of {path} (not an mbv1 checkpoint, no timm / "
+                    "TF-slim / Keras MobileNetV1 names): set model.init_format")
+
+
+def _triple(v) -> tuple | None:
+    return tuple(float(x) for x in v) if isinstance(v, (list, tuple)) and len(v) == 3 else None
+
+
+def find_body(model: nn.Module) -> tuple[str, MobileNetV1]:
+    """The MobileNetV1 inside ``model`` and its name prefix (``""`` or ``"backbone."``)."""
+    for name, m in model.named_modules():
+        if isinstance(m, MobileNetV1):
+            return (name + "." if name else ""), m
+    raise MBV1Error(f"{type(model).__name__} holds no MobileNetV1 body: fine-tuning options "
+                    "(model.init, model.freeze, model.norm_eval) need one")
+
+
+def _body_prefix(state: dict) -> str | None:
+    for k in state:
+        if k.endswith("conv0.conv.weight"):
+            return k[: -len("conv0.conv.weight")]
+    return None
+
+
+def load_init(model: nn.Module, init: InitWeights) -> list[str]:
+    """Copy ``init`` into ``model``; returns report lines (loaded, skipped head keys).
+
+    Raises:
+        MBV1Error: no body weights found, or body weights of another shape (α, variant).
+    """
+    own = model.state_dict()
+    target_prefix, _ = find_body(model)
+    source_prefix = _body_prefix(init.state)
+    if source_prefix is None:
+        raise MBV1Error(f"{init.source} has no MobileNetV1 body weights (no conv0.conv.weight)")
+    mapped: dict[str, torch.Tensor] = {}
+    for k, v in init.state.items():
+        rel = k[len(source_prefix):] if k.startswith(source_prefix) else None
+        if rel is not None and _BODY.match(rel):
+            mapped[target_prefix + rel] = v
+        elif k in own:
+            mapped[k] = v  # a head of the same layout (same task)
+    bad_body = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in mapped.items()
+                if k in own and _BODY.match(k[len(target_prefix):]) and v.shape != own[k].shape]
+    if bad_body:
+        raise MBV1Error(f"{init.source} does not fit this body: {bad_body[0]} ({len(bad_body)} "
+                        "tensors differ); set model.alpha / model.variant to the weights' own")
+    missing_body = [k for k in mapped if k not in own]
+    if missing_body:
+        hint = difflib.get_close_matches(missing_body[0], list(own), n=1)
+        raise MBV1Error(f"{init.source} has body tensors this model lacks (first: "
+                        f"{missing_body[0]}{', nearest ' + hint[0] if hint else ''}): another "
+                        "variant?")
+    skipped = [k for k, v in mapped.items() if v.shape != own[k].shape]
+    loaded = {k: v for k, v in mapped.items() if k not in skipped}
+    with torch.no_grad():
+        for k, v in loaded.items():
+            own[k].copy_(v.to(own[k].dtype))
+    fresh = sorted({k.rsplit(".", 1)[0] for k in own if k not in loaded})
+    lines = [f"init: {len(loaded)}/{len(own)} tensors from {init.source}"]
+    if skipped:
+        lines.append("init: skipped (shape differs: new head for the new label set): "
+                     + ", ".join(f"{k} {tuple(mapped[k].shape)} -> {tuple(own[k].shape)}"
+                                 for k in skipped))
+    if fresh:
+        lines.append(f"init: freshly initialised: {', '.join(fresh[:8])}"
+                     + (f" (+{len(fresh) - 8} more)" if len(fresh) > 8 else ""))
+    return lines
+
+
+def freeze(model: nn.Module, upto: str | None) -> list[nn.Module]:
+    """Freeze the body's layers up to and including ``upto`` (``conv0``..``conv13``); returns
+    the frozen modules (kept in eval mode by :func:`train_mode`)."""
+    if not upto:
+        return []
+    _, body = find_body(model)
+    names = body.tap_names
+    if upto not in names:
+        hint = difflib.get_close_matches(upto, names, n=1)
+        raise MBV1Error(f"model.freeze={upto!r} is not a layer of this body"
+                        + (f"; did you mean {hint[0]!r}?" if hint else "")
+                        + f" (layers: {', '.join(names)})")
+    frozen = [m for name, m in body.blocks()[: names.index(upto) + 1]]
+    for m in frozen:
+        m.requires_grad_(False)
+    return frozen
+
+
+def train_mode(model: nn.Module, frozen: list[nn.Module], norm_eval: bool) -> None:
+    """``model.train()``, then BatchNorm in eval mode where its statistics are frozen."""
+    model.train()
+    for m in frozen:
+        m.eval()
+    if norm_eval:
+        _, body = find_body(model)
+        for m in body.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()

@@ -1,0 +1,45 @@
+"""The checkpoint meta the engine writes for every task (torchvision's weight metadata, timm's
+preprocessing config): costs counted from the built model, preprocessing, labels, metrics with
+their dataset split, the paper rows compared against, the recipe and the command."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from torch import nn
+
+import mbv1
+from mbv1.backbone.costs import count_costs
+
+
+def build_meta(task, cfg, model: nn.Module, data, info: dict, init, command: str | None,
+               run_dir: Path) -> dict:
+    """Meta of a run's checkpoints; ``metrics`` is filled in after each evaluation."""
+    costs = count_costs(model, cfg.model.resolution, forward=task.cost_forward())
+    recipe = cfg.run.recipe or (", ".join(cfg.source) if cfg.source else "mbv1 defaults")
+    return {
+        **info,
+        "task": task.name,
+        "num_params": costs.params,
+        "mult_adds": costs.mult_adds,
+        "alpha": cfg.model.alpha,
+        "resolution": cfg.model.resolution,
+        "input_size": cfg.model.resolution,
+        "variant": cfg.model.variant,
+        "activation": cfg.model.activation,
+        "mean": list(cfg.data.mean),
+        "std": list(cfg.data.std),
+        "eval_crop": cfg.data.eval_crop,
+        "labels": info.get("labels"),
+        "train_images": len(data.train),
+        "val_images": len(data.val) if data.val is not None else 0,
+        "val_split": data.val_split,
+        "metrics": {},
+        "paper": task.paper_rows(info),
+        "recipe": recipe,
+        "command": command or shlex.join(["mbv1", *sys.argv[1:]]),
+        "source": f"mbv1 {mbv1.__version__} train {task.name}, run {run_dir}",
+        "init": init.source if init is not None else None,
+    }

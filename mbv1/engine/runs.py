@@ -1,0 +1,101 @@
+"""Run folders: ``runs/<task>/<name>/`` with config.yaml, metrics.csv, last.pt, best.pt.
+
+A new run never overwrites an old one: ``exp`` becomes ``exp-2``, ``exp-3``... unless
+``--exist-ok``. metrics.csv has one row per epoch (every loss part, lr, images/s, eval
+metrics); it is rewritten atomically so a crash never leaves half a row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+from mbv1.checkpoint import atomic_write
+from mbv1.errors import MBV1Error
+
+CONFIG, METRICS, LAST, BEST = "config.yaml", "metrics.csv", "last.pt", "best.pt"
+
+
+def new_run_dir(project: str | Path, task: str, name: str, exist_ok: bool = False) -> Path:
+    """Create and return ``project/task/name`` (or ``name-2``, ``name-3``...)."""
+    if not name or "/" in name or name in (".", ".."):
+        raise MBV1Error(f"run.name must be a plain folder name; got {name!r}")
+    base = Path(project) / task
+    base.mkdir(parents=True, exist_ok=True)
+    candidate, n = base / name, 1
+    while True:
+        try:
+            candidate.mkdir(exist_ok=exist_ok)
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = base / f"{name}-{n}"
+
+
+def read_metrics(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+class MetricsLog:
+    """metrics.csv of a run: ``append(row)`` adds an epoch; new columns extend the header."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows = read_metrics(path)
+
+    def truncate(self, epochs_done: int) -> None:
+        """Drop rows of epochs not covered by the checkpoint being resumed."""
+        kept = [r for r in self.rows if int(r.get("epoch") or 0) <= epochs_done]
+        if len(kept) != len(self.rows):
+            self.rows = kept
+            self._write()
+
+    def append(self, row: dict) -> None:
+        self.rows.append({k: _fmt(v) for k, v in row.items()})
+        self._write()
+
+    def _write(self) -> None:
+        columns: list[str] = []
+        for r in self.rows:
+            columns += [k for k in r if k not in columns]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write(self.path, lambda tmp: Path(tmp).write_text(buf.getvalue()))
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.6g}"
+    return v
+
+
+class TensorBoard:
+    """Scalars to ``<run>/tensorboard`` when tensorboard is importable (silently off if not)."""
+
+    def __init__(self, run_dir: Path, enabled: bool):
+        self.writer = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                return
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def scalars(self, values: dict, step: int) -> None:
+        if self.writer is None:
+            return
+        for k, v in values.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                self.writer.add_scalar(k.replace("_", "/", 1), v, step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

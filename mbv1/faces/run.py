@@ -1,0 +1,148 @@
+"""``mbv1 faces SOURCE`` and ``mbv1 verify A B``: the library functions behind the commands.
+
+``faces`` streams frames through a :class:`~mbv1.faces.infer.FaceAnalyzer` and writes, like
+``mbv1 detect``, into ``runs/faces/<name>``: annotated images + ``predictions.jsonl`` (one line
+per image: file, faces) or an annotated .mp4 at the source's fps + ``<stem>.jsonl`` (one line
+per processed frame: frame, time_s, faces). Each face: box, score, landmarks, age, gender,
+gender_probability, expression, expressions, embedding (unless ``embeddings=False``), crop.
+Optionally the canonical crops are cached too (``save_crops``), in the crop-cache layout the
+face tasks train on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mbv1.errors import MBV1Error
+from mbv1.faces.infer import FaceAnalyzer, FaceResult
+from mbv1.media import Source, VideoSink, increment_dir, iter_frames, resolve_source
+
+__all__ = ["FacesResult", "Verification", "faces", "verify"]
+
+
+@dataclass
+class FacesResult:
+    out_dir: Path | None
+    frames: int
+    faces: int
+    ms: dict[str, float]  # per frame: decode, detect, attributes, embedding
+    video: Path | None = None
+    predictions: Path | None = None
+
+
+def faces(source: str, analyzer: FaceAnalyzer, project: Path = Path("runs/faces"),
+          name: str = "predict", exist_ok: bool = False, save: bool = True, vid_stride: int = 1,
+          embeddings_in_json: bool = True, progress=None, warn=print) -> FacesResult:
+    """Run ``analyzer`` over SOURCE (image, folder, glob, video, camera index)."""
+    src = resolve_source(source)
+    out_dir = increment_dir(Path(project), name, exist_ok) if save else None
+    writer = _Writer(src, out_dir, embeddings_in_json) if save else None
+    frames = n_faces = 0
+    decode_ms = 0.0
+    t = time.perf_counter()
+    try:
+        for frame in iter_frames(src, vid_stride, warn=warn):
+            decode_ms += 1000 * (time.perf_counter() - t)
+            result = analyzer(frame.rgb)
+            frames += 1
+            n_faces += len(result)
+            if writer:
+                writer.add(frame, result)
+            if progress:
+                progress(frames, len(result))
+            t = time.perf_counter()
+    finally:
+        if writer:
+            writer.close()
+    ms = {"decode": decode_ms / max(frames, 1), **analyzer.per_frame_ms()}
+    return FacesResult(out_dir, frames, n_faces, ms, writer.video if writer else None,
+                       writer.predictions if writer else None)
+
+
+class _Writer:
+    def __init__(self, src: Source, out_dir: Path, embeddings: bool):
+        self.src, self.out_dir, self.embeddings = src, out_dir, embeddings
+        self.video = self.sink = None
+        if src.is_video:
+            stem = src.paths[0].stem if src.paths else f"camera{src.camera}"
+            self.video = out_dir / f"{stem}.mp4"
+            self.predictions = out_dir / f"{stem}.jsonl"
+        else:
+            self.predictions = out_dir / "predictions.jsonl"
+        self._tmp = self.predictions.with_name(f".{self.predictions.name}.tmp")
+        self._jsonl = open(self._tmp, "w")  # noqa: SIM115 - closed in close()
+
+    def add(self, frame, result: list[FaceResult]) -> None:
+        from mbv1.annotate import draw_boxes
+
+        boxes = np.array([r.box_xyxy for r in result], np.float32).reshape(-1, 4)
+        colors = [0 if r.gender == "male" else 5 if r.gender == "female" else 2 for r in result]
+        annotated = draw_boxes(frame.rgb, boxes, [r.caption() for r in result], colors)
+        faces = [r.to_dict(self.embeddings) for r in result]
+        if self.src.is_video:
+            if self.sink is None:
+                h, w = frame.rgb.shape[:2]
+                self.sink = VideoSink(self.video, self.src.fps or 25.0, (w, h))
+            self.sink.write(annotated)
+            line = {"frame": frame.index, "time_s": round(frame.time_s, 4), "faces": faces}
+        else:
+            from PIL import Image
+
+            suffix = frame.path.suffix.lower()
+            out_name = frame.path.name if suffix in (".jpg", ".jpeg", ".png") else frame.path.stem + ".png"
+            Image.fromarray(annotated).save(self.out_dir / out_name, quality=92)
+            line = {"file": str(frame.path), "image": frame.index, "faces": faces}
+        self._jsonl.write(json.dumps(line) + "\n")
+
+    def close(self) -> None:
+        self._jsonl.close()
+        os.replace(self._tmp, self.predictions)
+        if self.sink:
+            self.sink.close()
+
+
+@dataclass
+class Verification:
+    """``mbv1 verify``: the distance of the largest faces of two images and the decision."""
+
+    same: bool
+    distance: float
+    threshold: float
+    threshold_source: str
+    boxes_xyxy: tuple[list[float], list[float]]
+    embedding_source: str
+
+
+def _largest_face(analyzer: FaceAnalyzer, path: str) -> FaceResult:
+    from mbv1.datasets.images import load_rgb
+
+    src = resolve_source(path)
+    if src.kind != "images" or len(src.paths) != 1:
+        raise MBV1Error(f"verify compares two images; {path} is a {src.kind} source with "
+                        f"{len(src.paths)} files")
+    rgb = np.asarray(load_rgb(src.paths[0]))
+    found = analyzer(rgb)
+    if not found:
+        raise MBV1Error(f"no face found in {path} (detector {analyzer.finder.detector_name}, "
+                        f"min score {analyzer.finder.conf}); try --conf 0.3 or --detector mtcnn")
+    return max(found, key=lambda r: (r.box_xyxy[2] - r.box_xyxy[0]) * (r.box_xyxy[3] - r.box_xyxy[1]))
+
+
+def verify(a: str, b: str, analyzer: FaceAnalyzer, threshold: float | None = None) -> Verification:
+    """Same person or not: embeddings of the largest face in each image, L2 distance, and the
+    threshold (given, else the analyzer's documented one)."""
+    fa, fb = _largest_face(analyzer, a), _largest_face(analyzer, b)
+    ea, eb = np.asarray(fa.embedding, np.float64), np.asarray(fb.embedding, np.float64)
+    dist = float(np.linalg.norm(ea - eb))
+    if threshold is None:
+        threshold, source = analyzer.threshold
+    else:
+        source = "given (--threshold)"
+    return Verification(dist <= threshold, dist, float(threshold), source,
+                        (fa.box_xyxy, fb.box_xyxy), analyzer.emb_source or "?")

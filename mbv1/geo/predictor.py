@@ -1,0 +1,120 @@
+"""``mbv1 geolocate IMAGE...``: where was each photo taken, according to a trained checkpoint.
+
+For every image: the predicted location (centroid of the training photos in the most probable
+cell, as PlaNet), the nearest GeoNames city with its country, the top-k cells with their
+probabilities and, when the photo itself carries EXIF GPS, that position and the great-circle
+error of the prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mbv1.errors import MBV1Error
+
+
+@dataclass
+class Located:
+    """One image's answer (``error`` set, the rest empty, when the image cannot be read).
+
+    Attributes:
+        path: the image.
+        lat, lon: predicted location, degrees.
+        place: nearest named city (:class:`mbv1.geo.places.Place`).
+        cells: top-k ``{"token", "index", "level", "prob", "lat", "lon"}`` (lat/lon: the
+            cell's photo centroid), most probable first.
+        exif: the photo's own EXIF GPS ``(lat, lon)``, if any.
+        error_km: great-circle distance from ``exif`` to the prediction.
+    """
+
+    path: str
+    lat: float | None = None
+    lon: float | None = None
+    place: object | None = None
+    cells: list[dict] | None = None
+    exif: tuple[float, float] | None = None
+    error_km: float | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        pl = self.place
+        return {"path": self.path, "error": self.error, "lat": self.lat, "lon": self.lon,
+                "place": None if pl is None else {
+                    "name": pl.name, "country": pl.country, "country_code": pl.country_code,
+                    "continent": pl.continent, "distance_km": round(pl.distance_km, 3)},
+                "cells": self.cells,
+                "exif_gps": None if self.exif is None else {"lat": self.exif[0], "lon": self.exif[1]},
+                "error_km": None if self.error_km is None else round(self.error_km, 3)}
+
+
+class Geolocator:
+    """Geolocate photos with a geolocation checkpoint.
+
+    Args:
+        checkpoint: an mbv1 geolocation checkpoint or run folder.
+        device: ``auto``, ``cpu``, ``cuda``...
+        partition: a partition file to use; refused unless it is the one the checkpoint was
+            trained with (the checkpoint's own is used when ``None``).
+    """
+
+    def __init__(self, checkpoint: str | Path, device: str = "auto",
+                 partition: str | Path | None = None):
+        from mbv1.checkpoint import load_checkpoint
+        from mbv1.datasets import augment
+        from mbv1.engine.evaluate import load_trained
+        from mbv1.tasks import get_task
+
+        task_name = load_checkpoint(checkpoint).get("task")
+        if task_name != "geolocation":
+            raise MBV1Error(f"{checkpoint} is a {task_name!r} checkpoint; mbv1 geolocate needs a "
+                            "geolocation one (mbv1 train geolocation)")
+        options = {"train.device": device,
+                   "partition.file": str(partition) if partition is not None else None}
+        task, self.model, self.meta = load_trained(get_task("geolocation"), checkpoint, options)
+        self.task, d = task, task.cfg.data
+        self.partition = task.partition
+        self.model.check_partition(self.partition)
+        self.transform = augment.eval_transform(task.cfg.model.resolution, d.eval_crop)
+        self.mean, self.std = d.mean, d.std
+
+    @torch.no_grad()
+    def locate(self, paths: list[str | Path], top_k: int = 5, batch_size: int = 32):
+        """Yield a :class:`Located` per path, in order."""
+        from mbv1.datasets.augment import to_tensor
+        from mbv1.geo.data import exif_gps, load_image
+        from mbv1.geo.distance import haversine_km
+        from mbv1.geo.model import decode
+
+        part = self.partition
+        for start in range(0, len(paths), batch_size):
+            chunk, tensors, errors = paths[start:start + batch_size], [], {}
+            for i, p in enumerate(chunk):
+                try:
+                    img = np.asarray(load_image(p))
+                except MBV1Error as e:
+                    errors[i] = str(e)
+                    continue
+                tensors.append(to_tensor(self.transform(img), self.mean, self.std))
+            preds = []
+            if tensors:
+                logits = self.model(self.task.to_device({"image": torch.stack(tensors)})["image"])
+                preds = decode(logits.float().cpu(), part, top_k)
+            j = 0
+            for i, p in enumerate(chunk):
+                if i in errors:
+                    yield Located(str(p), error=errors[i])
+                    continue
+                g = preds[j]
+                j += 1
+                cells = [{"token": tok, "index": c, "level": int(part.levels[c]),
+                          "prob": round(pr, 6), "lat": float(part.centroid_lat[c]),
+                          "lon": float(part.centroid_lon[c])}
+                         for tok, c, pr in zip(g.tokens, g.cells, g.probs)]
+                gps = exif_gps(p)
+                exif = gps if isinstance(gps, tuple) else None
+                err = float(haversine_km(g.lat, g.lon, *exif)) if exif else None
+                yield Located(str(p), g.lat, g.lon, g.place, cells, exif, err)
