@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/detect_video.py [VIDEO] [--frames N] [--resolution S]
 
 Each backend runs the same frames (decode + preprocess + model + post-process) with the real
-SSD-MobileNetV1 face model; prints ms per stage, frames/s and the ratio to torch eager.
-Backends: torch eager without BN folding (the naive port), eager with BN folded (mbv1's
-default), eager channels_last, ONNX Runtime fp32.
+SSD-MobileNetV1 face model, interleaved frame by frame so that machine noise hits every
+backend alike; prints ms per stage, frames/s and the ratio to torch eager.
+Backends: torch eager without BN folding (the naive port), eager with BN folded, mbv1's
+eager default (BN folded + channels_last), ONNX Runtime fp32.
 """
 
 from __future__ import annotations
@@ -28,14 +29,21 @@ def frames_of(video: str, n: int) -> list[np.ndarray]:
     return out
 
 
-def run(det, frames, warmup=3) -> dict:
-    for f in frames[:warmup]:
-        det(f)
-    det.timings.__init__()
-    t = time.perf_counter()
-    n_det = sum(len(det(f)) for f in frames)
-    wall = time.perf_counter() - t
-    return {"fps": len(frames) / wall, "dets": n_det, **det.timings.per_frame()}
+def run_interleaved(detectors: dict, frames, warmup=3) -> dict:
+    """Each frame goes through every backend in turn, so machine noise hits all alike."""
+    for det in detectors.values():
+        for f in frames[:warmup]:
+            det(f)
+        det.timings.__init__()
+    wall = dict.fromkeys(detectors, 0.0)
+    dets = dict.fromkeys(detectors, 0)
+    for f in frames:
+        for name, det in detectors.items():
+            t = time.perf_counter()
+            dets[name] += len(det(f))
+            wall[name] += time.perf_counter() - t
+    return {name: {"fps": len(frames) / wall[name], "dets": dets[name], **det.timings.per_frame()}
+            for name, det in detectors.items()}
 
 
 def main() -> None:
@@ -56,17 +64,20 @@ def main() -> None:
     print(f"video {args.video}: {len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, decode {decode_ms:.1f} ms/frame")
 
-    results = {}
-    eager_unfused = Detector(ckpt, resolution=args.resolution)
     from mbv1.detection.predictor import load_ssd
 
-    eager_unfused.model = load_ssd(ckpt)[0]  # BatchNorm kept: the naive port
-    results["torch eager (BN unfused)"] = run(eager_unfused, frames)
-    results["torch eager (BN folded)"] = run(Detector(ckpt, resolution=args.resolution), frames)
-    cl = Detector(ckpt, resolution=args.resolution)
-    cl.model = cl.model.to(memory_format=torch.channels_last)
-    results["torch eager channels_last"] = run(cl, frames)
-    results["onnxruntime fp32"] = run(Detector(ckpt, backend="onnxruntime", resolution=args.resolution), frames)
+    eager_unfused = Detector(ckpt, resolution=args.resolution)
+    eager_unfused.model = load_ssd(ckpt)[0]  # BatchNorm kept, NCHW: the naive port
+    eager_unfused._runner = lambda x: eager_unfused.model(x.contiguous())
+    nchw = Detector(ckpt, resolution=args.resolution)
+    nchw.model = nchw.model.to(memory_format=torch.contiguous_format)
+    nchw._runner = lambda x: nchw.model(x.contiguous())
+    results = run_interleaved({
+        "torch eager (BN unfused)": eager_unfused,
+        "torch eager (BN folded)": nchw,
+        "mbv1 eager (folded, NHWC)": Detector(ckpt, resolution=args.resolution),
+        "onnxruntime fp32": Detector(ckpt, backend="onnxruntime", resolution=args.resolution),
+    }, frames)
 
     base = results["torch eager (BN folded)"]["fps"]
     print(f"{'backend':28s} {'pre ms':>7s} {'model ms':>9s} {'post ms':>8s} {'fps (+decode)':>14s} {'vs eager':>9s} {'dets':>5s}")

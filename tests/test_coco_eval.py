@@ -67,3 +67,16 @@ def test_to_coco_results_maps_labels_and_pixels():
                           [(160, 200), (10, 10)], [3, 9])
     assert out == [{"image_id": 7, "category_id": 9, "bbox": [20.0, 40.0, 80.0, 80.0],
                     "score": 0.8}]
+
+
+def test_ground_truth_without_area_or_iscrowd(tmp_path):
+    """User files often omit ``area`` and ``iscrowd``; COCOeval needs them: they are filled."""
+    images = [{"id": 1, "file_name": "1.jpg", "width": 100, "height": 100}]
+    anns = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 20]}]
+    path = tmp_path / "instances_val.json"
+    path.write_text(json.dumps({"images": images, "annotations": anns,
+                                "categories": [{"id": 1, "name": "a"}]}))
+    gt = load_coco(path)
+    assert gt.anns[1]["area"] == 600.0 and gt.anns[1]["iscrowd"] == 0
+    det = [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 20], "score": 0.5}]
+    assert evaluate_coco(gt, det)["AP"] == pytest.approx(1.0)

@@ -38,6 +38,9 @@ def test_datasets_from_data_dir(synth, tmp_path):
     assert ds.info["preprocess"]["input_size"] == 64 and ds.info["ssd"]["num_classes"] == 4
     assert "val" in ds.val_split and "6 images" in ds.val_split
     batch = task.collate([ds.train[i] for i in range(3)])
+    light = DetectionTask(config(tmp_path, **{"data.path": str(synth.root),
+                                              "data.augment": "light"})).build_datasets()
+    assert not light.train.transform.crop and light.train.transform.expand_max == 1.0
     assert batch["image"].shape == (3, 3, 64, 64)
     model = task.build_model(ds.info)
     out = task.forward_loss(model, batch)

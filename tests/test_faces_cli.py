@@ -128,3 +128,29 @@ def test_faces_and_verify_errors(tmp_path):
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(blank)
     r = mbv1("faces", blank, "--weights", tmp_path / "missing.pt")
     assert r.returncode == 2 and "checkpoint not found" in r.stderr
+
+
+@pytest.mark.assets
+def test_a_student_checkpoint_replaces_the_teachers(tmp_path, assets_ready):
+    """`mbv1 faces --weights`: every head of a face student replaces its teacher (one pass)."""
+    from mbv1.checkpoint import save_checkpoint
+    from mbv1.errors import MBV1Error
+    from mbv1.faces.infer import FaceAnalyzer
+    from mbv1.faces.model import FaceStudent, HeadsConfig
+
+    heads = HeadsConfig(["gender", "expression", "age", "embedding"], embedding_dim=64)
+    model = FaceStudent(heads, alpha=0.25)
+    meta = {"heads": heads.to_dict(), "resolution": 64, "mean": [0.5] * 3, "std": [0.5] * 3,
+            "crop": {"policy": "aligned", "size": 160, "margin": 32}}
+    ckpt = save_checkpoint(tmp_path / "student.pt", task="faces", model=model,
+                           config={"model": {"alpha": 0.25}}, meta=meta)
+    fa = FaceAnalyzer(ckpt)
+    assert fa.attr_source == fa.emb_source == "student" and fa.finder.policy == "aligned"
+    rgb = np.array(Image.open(assets_ready.path("face-api", "package/demo/sample1.jpg")))
+    faces = fa(rgb)
+    assert len(faces) == 3
+    for f in faces:
+        assert len(f.embedding) == 64 and f.gender in ("male", "female")
+        assert f.crop == "aligned" and abs(sum(f.expressions.values()) - 1) < 1e-3
+    with pytest.raises(MBV1Error, match="records no verification threshold"):
+        _ = fa.threshold

@@ -7,13 +7,19 @@ Resolution is not a module argument: feed any input size (the resolution multipl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import torch
 from torch import nn
 
-from mbv1.backbone.layers import ACTIVATIONS, PADDINGS, ConvBNAct, DepthwiseSeparable, scale_channels
+from mbv1.backbone.layers import (
+    ACTIVATIONS,
+    PADDINGS,
+    ConvBNAct,
+    DepthwiseSeparable,
+    scale_channels,
+)
 
 # Table 1: (stride of the depthwise conv, output channels of the pointwise conv) for conv1..conv13.
 # Quirk: the paper prints the last depthwise as stride 2 at 7x7; TF-slim and timm use 1 (so do we).

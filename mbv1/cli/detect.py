@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,11 +12,11 @@ from mbv1.cli import common
 
 def detect(
     source: Annotated[str, typer.Argument(help="Image, folder, glob ('imgs/*.jpg'), video file or camera index.")],
-    weights: Annotated[Optional[Path], typer.Option(help="Detection checkpoint (default: the real SSD-MobileNetV1 face model).")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Detection checkpoint (default: the real SSD-MobileNetV1 face model).")] = None,
     conf: Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum score.")] = 0.5,
     iou: Annotated[float, typer.Option(min=0.0, max=1.0, help="NMS IoU threshold.")] = 0.5,
-    resolution: Annotated[Optional[int], typer.Option(min=32, help="Network input side (default: the model's; smaller is faster).")] = None,
-    classes: Annotated[Optional[list[int]], typer.Option(help="Keep only these class indices (repeat the option).")] = None,
+    resolution: Annotated[int | None, typer.Option(min=32, help="Network input side (default: the model's; smaller is faster).")] = None,
+    classes: Annotated[list[int] | None, typer.Option(help="Keep only these class indices (repeat the option).")] = None,
     max_det: Annotated[int, typer.Option(min=1, help="Maximum detections per frame.")] = 100,
     vid_stride: Annotated[int, typer.Option(min=1, help="Process every N-th video frame.")] = 1,
     no_save: Annotated[bool, typer.Option("--no-save", help="Do not write annotated output or predictions.")] = False,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -22,18 +22,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-from mbv1.cli.detect import detect as _detect  # noqa: E402  (no torch at import)
+from mbv1.cli.detect import detect as _detect
 
 app.command("detect")(_detect)
 weights_app = typer.Typer(help="Fetch, convert and inspect weights.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
-from mbv1.cli import train as _train_cli  # noqa: E402  (engine commands: train, eval, classify, report, data)
+from mbv1.cli import train as _train_cli
 
 _train_cli.register(app)
-from mbv1.cli import geo as _geo_cli  # noqa: E402  (geolocate, data geo-synthetic, data geo-partition)
+from mbv1.cli import geo as _geo_cli
 
 _geo_cli.register(app, _train_cli.data_app)
-from mbv1.cli import faces as _faces_cli  # noqa: E402  (faces, verify)
+from mbv1.cli import faces as _faces_cli
 
 app.command("faces")(_faces_cli.faces)
 app.command("verify")(_faces_cli.verify)
@@ -41,8 +41,8 @@ app.command("verify")(_faces_cli.verify)
 
 @app.command()
 def profile(
-    alpha: Annotated[Optional[float], typer.Option(help="Width multiplier α (e.g. 1, 0.75, 0.5, 0.25).")] = None,
-    resolution: Annotated[Optional[int], typer.Option(help="Input side in pixels (224, 192, 160, 128, ...).")] = None,
+    alpha: Annotated[float | None, typer.Option(help="Width multiplier α (e.g. 1, 0.75, 0.5, 0.25).")] = None,
+    resolution: Annotated[int | None, typer.Option(help="Input side in pixels (224, 192, 160, 128, ...).")] = None,
     variant: Annotated[common.Variant, typer.Option(help="Body variant (Tables 4-5).")] = common.Variant.separable,
     num_classes: Annotated[int, typer.Option(help="Classifier size (0: body only).")] = 1000,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
@@ -89,8 +89,8 @@ def info(checkpoint: Annotated[Path, typer.Argument(help="An mbv1 checkpoint (.p
 
 @weights_app.command("pull")
 def weights_pull(
-    names: Annotated[Optional[list[str]], typer.Argument(help="Assets to fetch (default: all).")] = None,
-    source: Annotated[Optional[str], typer.Option(help="Local file or URL of the archive (one asset).")] = None,
+    names: Annotated[list[str] | None, typer.Argument(help="Assets to fetch (default: all).")] = None,
+    source: Annotated[str | None, typer.Option(help="Local file or URL of the archive (one asset).")] = None,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the pinned-hash check (own archives).")] = False,
 ):
     """Fetch the pinned real assets (weights, videos, photos) into the cache and convert them."""
@@ -123,7 +123,7 @@ def weights_convert(
 
 
 @app.command()
-def demo(source: Annotated[Optional[str], typer.Argument(help="Video or image (default: a real video from the asset cache).")] = None):
+def demo(source: Annotated[str | None, typer.Argument(help="Video or image (default: a real video from the asset cache).")] = None):
     """The README's first command: mbv1's main job on its embedded default."""
     from mbv1.tasks import run_demo
 

@@ -10,7 +10,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,27 +21,27 @@ data_app = typer.Typer(help="Write datasets in real layouts (digits, synthetic S
                        no_args_is_help=True)
 
 TaskArg = Annotated[str, typer.Argument(help="Task: classification, fine-grained, ... (mbv1.tasks.TASKS).")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: section.key=value (repeatable), e.g. --set train.lr=0.01.")]
-DeviceOpt = Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or cuda:N.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config key: section.key=value (repeatable), e.g. --set train.lr=0.01.")]
+DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 
 
 def train(
     task: TaskArg,
-    data: Annotated[Optional[str], typer.Option(help="Dataset folder (data.path).")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="YAML recipe, e.g. configs/classification/digits.yaml.")] = None,
+    data: Annotated[str | None, typer.Option(help="Dataset folder (data.path).")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML recipe, e.g. configs/classification/digits.yaml.")] = None,
     set_: SetOpt = None,
-    name: Annotated[Optional[str], typer.Option(help="Run name: runs/<task>/<name>/ (auto-suffixed).")] = None,
+    name: Annotated[str | None, typer.Option(help="Run name: runs/<task>/<name>/ (auto-suffixed).")] = None,
     exist_ok: Annotated[bool, typer.Option("--exist-ok", help="Reuse runs/<task>/<name>/ instead of suffixing.")] = False,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from its last.pt.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder from its last.pt.")] = None,
     device: DeviceOpt = None,
-    epochs: Annotated[Optional[int], typer.Option(help="train.epochs")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Global batch size (train.batch_size).")] = None,
-    alpha: Annotated[Optional[float], typer.Option(help="Width multiplier α (model.alpha).")] = None,
-    resolution: Annotated[Optional[int], typer.Option(help="Input side in pixels (model.resolution).")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Data-loader workers per process.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="train.seed")] = None,
+    epochs: Annotated[int | None, typer.Option(help="train.epochs")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Global batch size (train.batch_size).")] = None,
+    alpha: Annotated[float | None, typer.Option(help="Width multiplier α (model.alpha).")] = None,
+    resolution: Annotated[int | None, typer.Option(help="Input side in pixels (model.resolution).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Data-loader workers per process.")] = None,
+    seed: Annotated[int | None, typer.Option(help="train.seed")] = None,
     deterministic: Annotated[bool, typer.Option("--deterministic", help="Deterministic algorithms (train.deterministic).")] = False,
-    init: Annotated[Optional[str], typer.Option(help="Start from these weights (model.init): mbv1 checkpoint or run, timm/TF-slim/Keras file.")] = None,
+    init: Annotated[str | None, typer.Option(help="Start from these weights (model.init): mbv1 checkpoint or run, timm/TF-slim/Keras file.")] = None,
 ):
     """Train a task with the shared engine; `torchrun --nproc_per_node=N -m mbv1 train ...` for DDP."""
     from mbv1 import engine
@@ -83,10 +83,10 @@ def train(
 def evaluate(
     task: TaskArg,
     checkpoint: Annotated[Path, typer.Argument(help="An mbv1 checkpoint or run folder.")],
-    data: Annotated[Optional[str], typer.Option(help="Dataset folder (default: the one it was trained on).")] = None,
+    data: Annotated[str | None, typer.Option(help="Dataset folder (default: the one it was trained on).")] = None,
     set_: SetOpt = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Batch size.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Data-loader workers.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Data-loader workers.")] = None,
     device: DeviceOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
@@ -132,7 +132,7 @@ def classify(
 
 
 def report(
-    runs: Annotated[Optional[list[Path]], typer.Argument(help="Run folders or checkpoints (default: every run under --root).")] = None,
+    runs: Annotated[list[Path] | None, typer.Argument(help="Run folders or checkpoints (default: every run under --root).")] = None,
     root: Annotated[Path, typer.Option(help="Where runs live.")] = Path("runs"),
     markdown: Annotated[bool, typer.Option("--markdown", help="Print a markdown table (for docs/).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -158,7 +158,7 @@ def data_digits(
     size: Annotated[int, typer.Option(help="Side of the written PNGs in pixels.")] = 32,
     val_fraction: Annotated[float, typer.Option(help="Share of each digit held out in val/.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the held-out split.")] = 0,
-    per_class: Annotated[Optional[int], typer.Option(help="Keep only N images per digit.")] = None,
+    per_class: Annotated[int | None, typer.Option(help="Keep only N images per digit.")] = None,
 ):
     """Write scikit-learn's 1,797 real digit images as OUT/train/<digit>/ and OUT/val/<digit>/."""
     from mbv1.datasets.digits import write_digits

@@ -25,6 +25,13 @@ import torch
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
+def albumentations():
+    """The albumentations module: every mbv1 use goes through here (no PyPI call on import)."""
+    import albumentations as A
+
+    return A
+
+
 class Transform:
     """``transform(image HxWx3 uint8, seed) -> HxWx3 uint8``; ``seed=None`` for evaluation."""
 
@@ -40,7 +47,7 @@ class Transform:
 
 
 def eval_transform(resolution: int, eval_crop: float = 0.875) -> Transform:
-    import albumentations as A
+    A = albumentations()
 
     side = _resize_side(resolution, eval_crop)
     return Transform(A.Compose([A.SmallestMaxSize(max_size=side),
@@ -52,7 +59,7 @@ def train_transform(resolution: int, augment: str = "inception",
                     crop_scale: tuple[float, float] = (0.08, 1.0), hflip: bool = True,
                     color_jitter: float = 0.0, eval_crop: float = 0.875) -> Transform:
     """The training transform of a policy (module docstring)."""
-    import albumentations as A
+    A = albumentations()
 
     if augment == "none":
         return eval_transform(resolution, eval_crop)

@@ -54,6 +54,10 @@ def load_coco(annotation_file: str | Path):
             if not isinstance(item, dict) or not all(k in item for k in keys):
                 raise MBV1Error(f"{path}: an entry of '{kind}' lacks one of {', '.join(keys)}: "
                                 f"{str(item)[:120]}")
+    for ann in data["annotations"]:  # optional in user files; COCOeval needs both
+        ann.setdefault("iscrowd", 0)
+        if "area" not in ann and len(ann["bbox"]) == 4:
+            ann["area"] = float(ann["bbox"][2]) * float(ann["bbox"][3])
     coco = COCO()
     coco.dataset = data
     with contextlib.redirect_stdout(io.StringIO()):

@@ -1,4 +1,4 @@
-"""SSD training augmentation and the evaluation resize (mbv1's only albumentations user).
+"""SSD training augmentation and the evaluation resize (albumentations through mbv1.datasets.augment).
 
 Training (SSD, Liu et al. 2016 §2.2 and its Caffe/TF implementations), in order:
 
@@ -21,7 +21,6 @@ and does not depend on the DataLoader's workers.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import cv2
@@ -91,8 +90,9 @@ class SSDAugment:
     def __init__(self, size: int | Sequence[int], mean: Sequence[float] = (0.5, 0.5, 0.5),
                  expand_max: float = 4.0, photometric: bool = True, crop: bool = True,
                  hflip: bool = True, min_box_px: float = 2.0, seed: int = 0):
-        os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no PyPI call on import
-        import albumentations as A
+        from mbv1.datasets.augment import albumentations
+
+        A = albumentations()
 
         self.height, self.width = _size(size)
         self.fill = np.clip(np.asarray(mean, np.float64) * 255.0, 0, 255).astype(np.uint8)

@@ -52,7 +52,9 @@ class Timings:
 
 def load_ssd(checkpoint: str | Path) -> tuple[SSD, dict]:
     ckpt = load_checkpoint(checkpoint, task="detection")
-    model = SSD(SSDConfig(**ckpt["config"]["model"]))
+    # Engine runs keep the SSD config in meta["ssd"] (config["model"] is the engine's section);
+    # converted models (the face detector) keep it in config["model"].
+    model = SSD(SSDConfig(**(ckpt["meta"].get("ssd") or ckpt["config"]["model"])))
     load_model_state(model, ckpt["model"], str(checkpoint))
     return model.eval(), ckpt
 
@@ -89,7 +91,8 @@ class Detector:
                                 f"({', '.join(self.labels[:10])})")
         from mbv1.backbone import fuse_bn
 
-        self.model = fuse_bn(model).to(self.device)
+        # channels_last: 1.3x faster eager inference on CPU (benchmarks/detect_video.py).
+        self.model = fuse_bn(model).to(self.device, memory_format=torch.channels_last)
         s = self.pre.input_size
         self.anchors = self.model.anchors_for(s, s, self.device)
         self.backend = backend
@@ -102,7 +105,7 @@ class Detector:
 
     @torch.inference_mode()
     def _eager(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model(x)
+        return self.model(x.contiguous(memory_format=torch.channels_last))
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -134,6 +137,6 @@ class Detector:
             self.timings.ms[k] += 1000 * dt
         return out
 
-    def with_post(self, **kw) -> "Detector":
+    def with_post(self, **kw) -> Detector:
         self.post = replace(self.post, **kw)
         return self

@@ -29,7 +29,7 @@ class Preprocess:
     resize: str = "bilinear"
 
     @classmethod
-    def from_meta(cls, meta: dict, input_size: int | None = None) -> "Preprocess":
+    def from_meta(cls, meta: dict, input_size: int | None = None) -> Preprocess:
         p = meta.get("preprocess", {})
         return cls(input_size or p.get("input_size", meta.get("input_size", 300)),
                    tuple(p.get("mean", meta.get("mean", (0.5,) * 3))),

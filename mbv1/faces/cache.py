@@ -69,8 +69,8 @@ class CropCache:
         self.root = Path(root)
         meta = self.root / META
         if not meta.exists():
-            raise MBV1Error(f"{self.root} is not a face crop cache (no {META}); make one with "
-                            "`mbv1 faces SOURCE --save-crops` or mbv1.faces.cache.extract_faces")
+            raise MBV1Error(f"{self.root} is not a face crop cache (no {META}); pass the photos "
+                            "or videos themselves as --data (their crops are cached once)")
         self.meta = json.loads(meta.read_text())
         self.records = _read_index(self.root / INDEX)
 
@@ -185,6 +185,8 @@ def extract_faces(sources: Iterable[str | Path | dict], root: str | Path, finder
         name = str(spec["source"])
         if name in done and done[name].get("key") != _key(spec, vid_stride, max_frames):
             del done[name]
+    if all(str(spec["source"]) in done for spec in specs) and meta_path.exists():
+        return CropCache(root)  # nothing to do: leave the files alone (other readers)
     # Keep only records of finished sources (an interrupted one starts over).
     records = [r for r in _read_index(root / INDEX) if r.source in done]
     next_id = len(records)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -82,7 +83,7 @@ class DistillConfig:
     attribute_teacher: str = "face-api"
     embedding_teacher: str = "facenet"
     embedding_dim: int = 512
-    age_weight: float = 0.1  # Huber (δ = 1 year) on age, in years
+    age_weight: float = 1.0  # Huber (δ = 1 year) on age, in years
     embedding_weight: float = 1.0
     celeba_weight: float = 1.0
     max_negatives: int = 20_000  # verification: negatives beyond this are subsampled
@@ -137,8 +138,9 @@ class FaceDistillTask(Task):
         if cache_root is None:
             key = json.dumps([str(p.resolve()), finder.describe(), self.cfg.data.vid_stride,
                               self.cfg.data.max_frames], sort_keys=True)
+            stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", p.name).strip("._") or "data"
             cache_root = str(cache_dir() / "faces" /
-                             f"{p.name or 'data'}-{hashlib.sha1(key.encode()).hexdigest()[:10]}")
+                             f"{stem}-{hashlib.sha1(key.encode()).hexdigest()[:10]}")
         self._log(f"faces: detecting and cropping {len(specs)} sources of {path} into {cache_root}")
         return extract_faces(specs, cache_root, finder, self.cfg.data.vid_stride,
                              self.cfg.data.max_frames or None, progress=progress_printer(self._log))
@@ -218,11 +220,13 @@ class FaceDistillTask(Task):
     def build_datasets(self) -> Datasets:
         from mbv1.faces.data import FaceCropDataset
 
-        src, train_idx, val_idx, split, celeba = self._sources()
+        # Under torchrun rank 0 detects, crops and runs the teachers first; the other ranks
+        # then find everything in the caches.
+        src, train_idx, val_idx, split, celeba = _rank0_first(self._sources)
         if not train_idx:
             raise MBV1Error(f"no training faces: the data held {len(src)} faces, all in the "
                             "held-out sources; add data or change data.holdout / data.val_split")
-        targets = self._targets(src, celeba)
+        targets = _rank0_first(lambda: self._targets(src, celeba))
         teacher_dim = int(targets["embedding"].shape[-1]) if "embedding" in targets else 512
         heads = self._heads(celeba, teacher_dim)
         info = self._info(src, heads, targets, train_idx, val_idx, split, celeba)
@@ -354,6 +358,19 @@ class FaceDistillTask(Task):
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _rank0_first(fn):
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return fn()
+    if dist.get_rank() == 0:
+        out = fn()
+        dist.barrier()
+        return out
+    dist.barrier()
+    return fn()
 
 
 def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:

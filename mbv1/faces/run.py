@@ -4,9 +4,8 @@
 ``mbv1 detect``, into ``runs/faces/<name>``: annotated images + ``predictions.jsonl`` (one line
 per image: file, faces) or an annotated .mp4 at the source's fps + ``<stem>.jsonl`` (one line
 per processed frame: frame, time_s, faces). Each face: box, score, landmarks, age, gender,
-gender_probability, expression, expressions, embedding (unless ``embeddings=False``), crop.
-Optionally the canonical crops are cached too (``save_crops``), in the crop-cache layout the
-face tasks train on.
+gender_probability, expression, expressions, embedding (unless ``embeddings_in_json=False``),
+crop.
 """
 
 from __future__ import annotations

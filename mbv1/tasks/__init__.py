@@ -51,7 +51,11 @@ def run_demo(source: str | None = None) -> None:
 TASKS: dict[str, str] = {
     "classification": "mbv1.tasks.classification:ClassificationTask",
     "fine-grained": "mbv1.tasks.classification:FineGrainedTask",
+    "detection": "mbv1.tasks.detection:DetectionTask",
     "geolocation": "mbv1.tasks.geolocation:GeolocationTask",
+    "face-attributes": "mbv1.tasks.face_attributes:FaceAttributesTask",
+    "face-embeddings": "mbv1.tasks.face_embeddings:FaceEmbeddingsTask",
+    "faces": "mbv1.tasks.face_embeddings:FacesTask",
 }
 
 

@@ -49,7 +49,9 @@ class DetectionDataConfig(DataConfig):
     """``data`` section of the detection task: the common keys plus COCO file paths and the
     SSD augmentation switches."""
 
-    augment: str = choice("ssd", "ssd", "none")  # ssd: photometric, expand, IoU crop, flip
+    # ssd: photometric, expand, IoU crop, flip; light: photometric and flip only (the paper's
+    # "less augmentation" for small models, section 4); none: resize only
+    augment: str = choice("ssd", "ssd", "light", "none")
     train_json: str | None = None
     train_images: str | None = None
     val_json: str | None = None
@@ -143,8 +145,10 @@ class DetectionTask(Task):
         d, size = self.cfg.data, self.cfg.model.resolution
         if d.augment == "none":
             return eval_transform(size), eval_transform(size)
-        train = SSDAugment(size, d.mean, expand_max=d.expand_max, photometric=d.photometric,
-                           hflip=d.hflip, min_box_px=d.min_box_px, seed=self.cfg.train.seed)
+        light = d.augment == "light"
+        train = SSDAugment(size, d.mean, expand_max=1.0 if light else d.expand_max,
+                           crop=not light, photometric=d.photometric, hflip=d.hflip,
+                           min_box_px=d.min_box_px, seed=self.cfg.train.seed)
         return train, eval_transform(size)
 
     def build_datasets(self) -> Datasets:
