@@ -160,14 +160,45 @@ class VideoSink:
 
 
 def increment_dir(root: Path, name: str, exist_ok: bool = False) -> Path:
-    """``root/name``, or ``name-2``, ``name-3``… when it exists (unless ``exist_ok``)."""
-    path = root / name
-    if exist_ok or not path.exists():
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    i = 2
-    while (root / f"{name}-{i}").exists():
-        i += 1
-    path = root / f"{name}-{i}"
-    path.mkdir(parents=True)
-    return path
+    """``root/name``, or ``name-2``, ``name-3``… when it exists (unless ``exist_ok``): the
+    training engine's run-folder rule, for prediction runs (``runs/detect/predict-2``)."""
+    from mbv1.engine.runs import new_run_dir
+
+    root = Path(root)
+    return new_run_dir(root.parent, root.name, name, exist_ok)
+
+
+@dataclass
+class StreamStats:
+    """What :func:`run_stream` counted: frames, items found (boxes, faces), decode ms/frame."""
+
+    frames: int
+    items: int
+    decode_ms: float
+
+
+def run_stream(src: Source, process, writer=None, vid_stride: int = 1, progress=None,
+               warn=None) -> StreamStats:
+    """Stream frames of ``src`` through ``process(rgb) -> result`` (a sized result), handing
+    each to ``writer.add(frame, result)`` and ``progress(frames, len(result))``; the writer is
+    closed even when the stream fails. Shared by ``mbv1 detect`` and ``mbv1 faces``."""
+    import time
+
+    frames = items = 0
+    decode_s = 0.0
+    t = time.perf_counter()
+    try:
+        for frame in iter_frames(src, vid_stride, warn=warn):
+            decode_s += time.perf_counter() - t
+            result = process(frame.rgb)
+            frames += 1
+            items += len(result)
+            if writer:
+                writer.add(frame, result)
+            if progress:
+                progress(frames, len(result))
+            t = time.perf_counter()
+    finally:
+        if writer:
+            writer.close()
+    return StreamStats(frames, items, 1000 * decode_s / max(frames, 1))

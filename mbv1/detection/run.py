@@ -4,12 +4,11 @@ predictions into ``runs/detect/<name>``."""
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from mbv1.detection.predictor import Detector
-from mbv1.media import Source, VideoSink, increment_dir, iter_frames, resolve_source
+from mbv1.media import Source, VideoSink, increment_dir, resolve_source, run_stream
 
 
 @dataclass
@@ -34,25 +33,9 @@ def detect(source: str, detector: Detector, project: Path = Path("runs/detect"),
     src = resolve_source(source)
     out_dir = increment_dir(Path(project), name, exist_ok) if save else None
     writer = _Writer(src, out_dir, detector) if save else None
-    frames = dets = 0
-    decode_ms = 0.0
-    t = time.perf_counter()
-    try:
-        for frame in iter_frames(src, vid_stride, warn=warn):
-            decode_ms += 1000 * (time.perf_counter() - t)
-            result = detector(frame.rgb)
-            frames += 1
-            dets += len(result)
-            if writer:
-                writer.add(frame, result)
-            if progress:
-                progress(frames, len(result))
-            t = time.perf_counter()
-    finally:
-        if writer:
-            writer.close()
-    ms = {"decode": decode_ms / max(frames, 1), **detector.timings.per_frame()}
-    return DetectResult(out_dir, frames, dets, ms, writer.video if writer else None,
+    stats = run_stream(src, detector, writer, vid_stride, progress, warn)
+    ms = {"decode": stats.decode_ms, **detector.timings.per_frame()}
+    return DetectResult(out_dir, stats.frames, stats.items, ms, writer.video if writer else None,
                         writer.predictions if writer else None)
 
 
@@ -65,7 +48,8 @@ class _Writer:
             stem = src.paths[0].stem if src.paths else f"camera{src.camera}"
             self.video = out_dir / f"{stem}.mp4"
             self.predictions = out_dir / f"{stem}.jsonl"
-            self._jsonl = open(self.predictions.with_suffix(".jsonl.tmp"), "w")
+            # Held open across frames (streamed), closed and renamed in close().
+            self._jsonl = open(self.predictions.with_suffix(".jsonl.tmp"), "w")  # noqa: SIM115
         else:
             self.predictions = out_dir / "predictions.json"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from mbv1.errors import MBV1Error
 from mbv1.faces.infer import FaceAnalyzer, FaceResult
-from mbv1.media import Source, VideoSink, increment_dir, iter_frames, resolve_source
+from mbv1.media import Source, VideoSink, increment_dir, resolve_source, run_stream
 
 __all__ = ["FacesResult", "Verification", "faces", "verify"]
 
@@ -42,25 +41,9 @@ def faces(source: str, analyzer: FaceAnalyzer, project: Path = Path("runs/faces"
     src = resolve_source(source)
     out_dir = increment_dir(Path(project), name, exist_ok) if save else None
     writer = _Writer(src, out_dir, embeddings_in_json) if save else None
-    frames = n_faces = 0
-    decode_ms = 0.0
-    t = time.perf_counter()
-    try:
-        for frame in iter_frames(src, vid_stride, warn=warn):
-            decode_ms += 1000 * (time.perf_counter() - t)
-            result = analyzer(frame.rgb)
-            frames += 1
-            n_faces += len(result)
-            if writer:
-                writer.add(frame, result)
-            if progress:
-                progress(frames, len(result))
-            t = time.perf_counter()
-    finally:
-        if writer:
-            writer.close()
-    ms = {"decode": decode_ms / max(frames, 1), **analyzer.per_frame_ms()}
-    return FacesResult(out_dir, frames, n_faces, ms, writer.video if writer else None,
+    stats = run_stream(src, analyzer, writer, vid_stride, progress, warn)
+    ms = {"decode": stats.decode_ms, **analyzer.per_frame_ms()}
+    return FacesResult(out_dir, stats.frames, stats.items, ms, writer.video if writer else None,
                        writer.predictions if writer else None)
 
 
