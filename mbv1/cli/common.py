@@ -96,6 +96,17 @@ def print_costs(costs, title: str) -> None:
     console().print(table)
 
 
+def _shorten(value, limit: int = 200):
+    """Long strings (a geolocation partition's CSV text) and lists cut for display."""
+    if isinstance(value, dict):
+        return {k: _shorten(v, limit) for k, v in value.items()}
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}… ({len(value):,} characters; `mbv1 info --json` prints all)"
+    if isinstance(value, list) and len(value) > 50:
+        return [*value[:20], f"… {len(value):,} items"]
+    return value
+
+
 def print_info(path, summary: dict) -> None:
     from rich.pretty import Pretty
 
@@ -104,7 +115,7 @@ def print_info(path, summary: dict) -> None:
             f"[bold]{summary['task']}[/], {summary['tensors']} tensors"
             + (", resumable (optimizer state)" if summary["resumable"] else ""))
     c.print("[bold]meta[/]")
-    c.print(Pretty(summary["meta"]))
+    c.print(Pretty(_shorten(summary["meta"])))
     c.print("[bold]config[/]")
     c.print(Pretty(summary["config"]))
 
