@@ -18,13 +18,6 @@ from mbv1.tasks.classification import Classifier, expand_sources
 FineGrained = get_task("fine-grained")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def dogs_run(tmp_path_factory):

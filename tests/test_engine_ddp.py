@@ -28,13 +28,6 @@ SETTINGS = ["model.alpha=0.25", "model.resolution=32", "train.batch_size=10", "t
             "data.crop_scale=[0.5, 1.0]", "run.tensorboard=false"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_two_processes_match_one_on_the_same_global_batch(tmp_path):
     write_digits(tmp_path / "d", size=16, per_class=4)  # 30 train images: 3 global batches

@@ -28,13 +28,6 @@ def _rows(run):
     return list(csv.DictReader((run / "metrics.csv").open()))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_sigterm_then_resume_matches_an_uninterrupted_run(tmp_path):
     write_digits(tmp_path / "d", size=16, per_class=4)  # 30 train images: 6 steps per epoch

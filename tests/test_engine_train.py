@@ -19,14 +19,6 @@ FAST = ["model.alpha=0.25", "model.resolution=32", "train.workers=0", "train.bat
         "data.augment=light", "data.hflip=false"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two OpenMP threads on two shared cores spin-wait each other (30x slower): use one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):

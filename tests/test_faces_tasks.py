@@ -22,13 +22,6 @@ FAST = ["model.alpha=0.25", "model.resolution=32", "train.workers=0", "train.bat
 PEOPLE = {"ann": (230, 40, 40), "ben": (40, 230, 40), "cid": (40, 40, 230), "dot": (230, 230, 40)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 class WholeImage:
     """A face finder stand-in: the whole photo is one face."""

@@ -24,15 +24,6 @@ from mbv1.tasks.geolocation import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: one thread avoids oversubscription on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny_set(tmp_path_factory):
     s = make_synthetic_geo(tmp_path_factory.mktemp("geo"), num_train=48, num_test=12, size=32,

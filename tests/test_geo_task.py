@@ -26,13 +26,6 @@ FAST = ["model.alpha=0.25", "model.resolution=32", "train.workers=0", "train.bat
         "partition.t1=10", "partition.t2=2", "data.augment=none", "model.dropout=0"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
