@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import ExifTags, Image, ImageOps
+from PIL import ExifTags, Image
 from PIL.TiffImagePlugin import IFDRational
 
 from mbv1.errors import MBV1Error
@@ -252,42 +252,13 @@ def scan_folder(folder: str | Path, recursive: bool = True,
 
 # --- images ---------------------------------------------------------------------------------
 
-def _to_rgb(img: Image.Image) -> Image.Image:
-    if img.mode == "RGB":
-        return img
-    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
-        a = np.asarray(img, dtype=np.float64)
-        if img.mode == "F" and a.max(initial=0) <= 1.0:
-            a = a * 255.0  # float images in [0, 1]
-        elif img.mode != "F" and (img.mode.startswith("I;16") or a.max(initial=0) > 255):
-            a = a / 257.0  # 16-bit range 0..65535 onto 0..255
-        return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L").convert("RGB")
-    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or \
-            (img.mode == "P" and "transparency" in img.info):
-        # Transparent pixels become white rather than whatever colour they happen to hold.
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return img.convert("RGB")
-
-
 def load_image(path: str | Path) -> Image.Image:
-    """Open an image as 8-bit RGB, upright.
+    """Open an image as 8-bit RGB, upright: :func:`mbv1.datasets.images.load_rgb` (EXIF
+    orientation applied; grayscale, 16-bit, float, palette, CMYK and transparent images
+    converted; one-line MBV1Error naming the path for a missing or broken file)."""
+    from mbv1.datasets.images import load_rgb
 
-    EXIF orientation is applied (``ImageOps.exif_transpose``); grayscale, 16-bit, float,
-    palette, CMYK and transparent images are converted (alpha composited over white).
-
-    Raises:
-        MBV1Error: the file is missing, truncated or not an image (names the path).
-    """
-    try:
-        with Image.open(path) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            return _to_rgb(img)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise MBV1Error(f"cannot read image {path}: {e}; replace the file or remove it "
-                        "from the data") from None
+    return load_rgb(path)
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
