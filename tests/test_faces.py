@@ -181,6 +181,33 @@ def test_pairs_from_identities():
     assert s2.sum() == 1 and (~s2).sum() == 2
 
 
+def test_cross_source_positives_are_reported_apart():
+    """Two photos of one person (different sources) are the hard positives: reported on their
+    own, student beside teacher; two frames of one video are not among them."""
+    from mbv1.faces.evaluation import face_metrics
+
+    def rec(i, source, ident, group):
+        return FaceRecord(str(i), source, source, i, None, 0, [0, 0, 1, 1], 1.0, None, "box",
+                          None, ident, group)
+
+    records = [rec(0, "v.mp4", "v#t0", "v"), rec(1, "v.mp4", "v#t0", "v"),
+               rec(2, "a.jpg", "ann", "person-ann"), rec(3, "b.jpg", "ann", "person-ann"),
+               rec(4, "c.jpg", "cid", "person-cid"), rec(5, "d.jpg", "dot", "person-dot")]
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(4, 8))
+    person = [0, 0, 1, 1, 2, 3]
+    teacher = centers[person] / np.linalg.norm(centers[person], axis=1, keepdims=True)
+    student = teacher.copy()
+    student[3] = -student[2]  # the student misses the second photo of ann
+    r = {"index": np.arange(6), "embedding": student.astype(np.float32),
+         "t_embedding": teacher.astype(np.float32)}
+    values, details = face_metrics(r, {"prior": {}}, records)
+    assert details["teacher_verification_cross_source"]["positives"] == 1
+    assert details["teacher_verification_cross_source"]["auc"] == 100.0
+    assert details["verification_cross_source"]["auc"] < 50.0  # farther than every negative
+    assert values["positive_pairs"] == 2  # the video pair counts in the overall figures
+
+
 def test_read_lfw_pairs(tmp_path):
     p = tmp_path / "pairs.txt"
     p.write_text("2 1\nAl 1 2\nAl 1 Bo 3\nCy 2 4\nCy 1 Dee 1\n")
@@ -216,6 +243,12 @@ def test_verification_metrics():
     assert thr == pytest.approx(neg[1]) and tar == 0.75
 
 
+def test_balanced_accuracy_by_hand():
+    truth = np.array([0, 0, 0, 0, 1])
+    assert M.balanced_accuracy(np.zeros(5, int), truth) == 0.5  # majority: 80% plain accuracy
+    assert M.balanced_accuracy(np.array([0, 0, 0, 1, 1]), truth) == pytest.approx((0.75 + 1) / 2)
+
+
 def test_attribute_metrics_against_teacher_and_constant():
     rng = np.random.default_rng(0)
     n = 40
@@ -226,6 +259,7 @@ def test_attribute_metrics_against_teacher_and_constant():
     prior = {"gender": np.array([0.6, 0.4]), "expression": np.full(7, 1 / 7), "age": 40.0}
     v, det = M.attribute_metrics(teacher, teacher, prior)  # a perfect student
     assert v["gender_acc"] == 100 and v["expression_top1"] == 100 and v["age_mae"] == 0
+    assert v["gender_bal_acc"] == 100 and v["gender_bal_acc_const"] == 50
     # Gender ranks perfectly; a one-vs-rest expression label (teacher top-1) is not a threshold
     # of its own probability, so even the teacher's scores fall short of 100% AP there.
     assert det["ap"]["male"] == 100.0 and 85 < v["mean_ap"] < 100

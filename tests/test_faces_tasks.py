@@ -167,3 +167,35 @@ def test_crop_cache_reused_and_celeba_supervised(tmp_path):
     assert m["primary"] == "celeba_mean_ap" and "celeba_mean_acc_const" in m
     assert "CelebA val partition (2 images)" == m["split"]
     assert CropCache  # the crop cache API stays importable beside CelebA
+
+
+def test_face_student_starts_from_the_face_detector_body(cache, tmp_path, monkeypatch):
+    """``model.init=face-ssd`` names the pulled face detector: its α=1 body (and its
+    preprocessing and 'same' padding) start the student; lower layers stay frozen."""
+    from conftest import require_asset
+
+    from mbv1.checkpoint import load_checkpoint
+    from mbv1.detection.face_model import default_checkpoint
+
+    require_asset("face-api")
+    if not default_checkpoint().exists():
+        pytest.fail(f"{default_checkpoint()} missing: run `mbv1 weights pull`")
+    det = load_checkpoint(default_checkpoint())["model"]
+    cfg = _cfg(FaceAttributesTask, cache, tmp_path, "model.alpha=1.0", "model.init=face-ssd",
+               "model.freeze=conv11", "train.epochs=1")
+    result = train(FaceAttributesTask, cfg, tty=False)
+    saved = load_checkpoint(result.run_dir / "last.pt")["config"]
+    assert saved["model"]["padding"] == "same" and tuple(saved["data"]["mean"]) == (0.5,) * 3
+    tuned = result.model.state_dict()
+    for k in ("conv0.conv.weight", "conv11.pointwise.conv.weight"):
+        assert torch.equal(tuned[f"backbone.{k}"].cpu(), det[f"backbone.{k}"]), k
+    assert not torch.equal(tuned["backbone.conv13.pointwise.conv.weight"].cpu(),
+                           det["backbone.conv13.pointwise.conv.weight"])
+
+
+def test_named_init_that_is_not_pulled_says_what_to_do(tmp_path, monkeypatch):
+    from mbv1.engine.finetune import read_init
+
+    monkeypatch.setenv("MBV1_CACHE", str(tmp_path / "empty"))
+    with pytest.raises(MBV1Error, match="mbv1 weights pull"):
+        read_init("face-ssd")

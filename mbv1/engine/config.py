@@ -185,8 +185,8 @@ class Config:
             raise MBV1Error(f"{origin}: expected a mapping of sections, got "
                             f"{type(mapping).__name__}")
         for section, values in mapping.items():
-            if section == "task":
-                if values != self.task:
+            if section == "task":  # one task, or a list of the tasks the recipe serves
+                if values != self.task and not (isinstance(values, list) and self.task in values):
                     raise MBV1Error(f"{origin} is a recipe for task {values!r}, not {self.task!r}")
                 continue
             if section not in self.sections:

@@ -1,8 +1,9 @@
 """Fine-tuning: start from other weights, freeze the lower body, freeze BatchNorm statistics.
 
 ``model.init`` names an mbv1 checkpoint (file or run folder, any task: the body is what
-transfers) or a peer's MobileNetV1 weights (timm, TF-slim, Keras; converted through
-:mod:`mbv1.backbone.peers`). Body weights must fit (a different α is an error); head weights
+transfers), a peer's MobileNetV1 weights (timm, TF-slim, Keras; converted through
+:mod:`mbv1.backbone.peers`), or ``face-ssd``: the α=1 body of the pulled face detector
+(face-api's SSD, trained on WIDER FACE), the one real pretrained MobileNetV1 that ships here. Body weights must fit (a different α is an error); head weights
 that do not fit the new label set are skipped and listed, as timm does.
 
 ``model.freeze = conv11`` freezes conv0..conv11 (mmdetection's ``frozen_stages``), their
@@ -37,12 +38,31 @@ class InitWeights:
     std: tuple | None = None
 
 
+def _face_ssd() -> Path:
+    from mbv1.detection.face_model import default_checkpoint
+
+    return default_checkpoint()
+
+
+# Names that ``model.init`` accepts besides paths: real pretrained bodies that mbv1 pulls.
+NAMED_INIT = {
+    # the α=1 MobileNetV1 body of face-api's SSD face detector (WIDER FACE), `mbv1 weights pull`
+    "face-ssd": _face_ssd,
+}
+
+
 def read_init(path: str, fmt: str = "auto") -> InitWeights:
     """Read ``model.init`` in format ``fmt`` (auto, mbv1, timm, tf-slim, keras)."""
     from mbv1.backbone import peers
     from mbv1.checkpoint import load_checkpoint
 
-    p = Path(path)
+    if path in NAMED_INIT:
+        p = NAMED_INIT[path]()
+        if not p.exists():
+            raise MBV1Error(f"model.init={path} is {p}, which is not there yet: run "
+                            "`mbv1 weights pull`")
+    else:
+        p = Path(path).expanduser()
     if not p.exists():
         raise MBV1Error(f"model.init not found: {p}")
     if fmt in ("auto", "mbv1") and (p.is_dir() or p.suffix in (".pt", ".pth")):

@@ -159,8 +159,8 @@ def extract_faces(sources: Iterable[str | Path | dict], root: str | Path, finder
     Args:
         sources: images, folders, globs or videos (``mbv1.media.resolve_source``), or dicts
             ``{"source": ..., "group": ..., "identity": ..., "identity_root": ..., "vid_stride":
-            ...}`` to name the group, force one identity for every face (e.g. a video of one
-            person), name the folder whose subfolders are identities, or set a stride.
+            ...}`` to name the group, name the person of every frame's largest face (a video
+            or photo of one person; other faces keep their own identities), name the folder whose subfolders are identities, or set a stride.
         root: cache folder (created; sources already in it with the same settings are skipped).
         finder: a :class:`mbv1.faces.pipeline.FaceFinder`.
         vid_stride: every N-th video frame.
@@ -228,8 +228,8 @@ def _extract_source(spec: dict, root: Path, finder, index, next_id: int, stride:
         largest = max(range(len(faces)), key=lambda k: faces[k].area) if faces else -1
         folder_id = None if src.is_video else _identity_folder(Path(file), base)
         for k, fc in enumerate(faces):
-            if spec.get("identity"):
-                identity = str(spec["identity"])
+            if spec.get("identity") and k == largest:
+                identity = str(spec["identity"])  # the person is the frame's largest face
             elif tracks is not None:
                 identity = f"{Path(name).name}#t{tracks[k]}"
             elif folder_id is not None:

@@ -60,7 +60,8 @@ def face_metrics(r: dict[str, np.ndarray], info: dict, records: list, pairs_file
         pairs, same, folds, note = evaluation_pairs(records, r["index"], pairs_file, pairs_root,
                                                     max_negatives, seed)
         details["pairs"] = note
-        _embedding_metrics(r, prior, pairs, same, folds, values, details)
+        sources = np.array([str(getattr(rec, "source", "")) for rec in records], dtype=object)
+        _embedding_metrics(r, prior, pairs, same, folds, values, details, sources)
     return values, details
 
 
@@ -82,7 +83,7 @@ def _celeba_metrics(r: dict, info: dict, values: dict, details: dict) -> None:
 
 
 def _embedding_metrics(r: dict, prior: dict, pairs, same, folds, values: dict,
-                       details: dict) -> None:
+                       details: dict, sources: np.ndarray | None = None) -> None:
     s_t = r.get("embedding_teacher", r["embedding"])
     t = r["t_embedding"]
     values["cosine"] = 100.0 * float((s_t * t).sum(1).mean())
@@ -94,6 +95,9 @@ def _embedding_metrics(r: dict, prior: dict, pairs, same, folds, values: dict,
     pos = {int(j): k for k, j in enumerate(r["index"])}
     a = np.array([pos[i] for i in pairs[:, 0]])
     b = np.array([pos[i] for i in pairs[:, 1]])
+    # The hard positives: one person in two different photos or videos (not two frames of a
+    # track), against every negative pair.
+    cross = same & (sources[pairs[:, 0]] != sources[pairs[:, 1]]) if sources is not None else None
     for who, emb in (("", r["embedding"]), ("teacher_", t)):
         dist = np.linalg.norm(emb[a] - emb[b], axis=1)
         v = M.verification_metrics(dist, same, folds)
@@ -101,6 +105,14 @@ def _embedding_metrics(r: dict, prior: dict, pairs, same, folds, values: dict,
         for k in ("accuracy", "auc", "tar_far_1e-3", "tar_far_1e-4"):
             if v.get(k) is not None:
                 values[f"{who}verif_{k}"] = float(v[k])
+        if cross is not None and cross.any():
+            keep = cross | ~same
+            tar, _ = M.tar_at_far(dist[keep], same[keep], 1e-3)
+            auc = M.verification_metrics(dist[keep], same[keep])["auc"]
+            details[f"{who}verification_cross_source"] = {
+                "positives": int(cross.sum()), "auc": auc,
+                "tar_far_1e-3": None if tar is None else 100.0 * tar}
+            values[f"{who}verif_cross_auc"] = float(auc)
     values["pairs"] = float(len(same))
     values["positive_pairs"] = float(same.sum())
 
@@ -155,6 +167,10 @@ def describe_metrics(values: dict, details: dict, info: dict) -> list[str]:
         lines.append("teacher agreement (student | constant predictor):")
         lines.append(f"  gender accuracy   {values['gender_acc']:6.2f}% | "
                      f"{values['gender_acc_const']:6.2f}%")
+        if "gender_bal_acc" in values:
+            lines.append(f"  gender balanced   {values['gender_bal_acc']:6.2f}% | "
+                         f"{values['gender_bal_acc_const']:6.2f}%  (mean recall of the two "
+                         "classes)")
         lines.append(f"  expression top-1  {values['expression_top1']:6.2f}% | "
                      f"{values['expression_top1_const']:6.2f}%")
         lines.append(f"  age MAE           {values['age_mae']:6.2f} y | "
@@ -182,12 +198,19 @@ def describe_metrics(values: dict, details: dict, info: dict) -> list[str]:
         lines.append(f"verification pairs: {details['pairs']}")
     if sv and tv:
         lines.append("verification (student | teacher):")
+        def f(v):
+            return "n/a (too few negative pairs)" if v is None else f"{v:6.2f}%"
+
         for k, label in (("accuracy", "10-fold accuracy"), ("auc", "ROC AUC"),
                          ("tar_far_1e-3", "TAR@FAR=1e-3"), ("tar_far_1e-4", "TAR@FAR=1e-4")):
-            def f(v):
-                return "n/a (too few negative pairs)" if v is None else f"{v:6.2f}%"
-
             lines.append(f"  {label:17s} {f(sv.get(k))} | {f(tv.get(k))}")
+        sc, tc = (details.get("verification_cross_source"),
+                  details.get("teacher_verification_cross_source"))
+        if sc and tc:
+            lines.append(f"  one person in two different photos/videos ({sc['positives']} "
+                         "positive pairs, against every negative pair):")
+            lines.append(f"    ROC AUC          {f(sc['auc'])} | {f(tc['auc'])}")
+            lines.append(f"    TAR@FAR=1e-3     {f(sc['tar_far_1e-3'])} | {f(tc['tar_far_1e-3'])}")
     crop = info.get("crop") or {}
     if crop:
         lines.append(f"crop policy: {crop.get('policy')} {crop.get('size')}px, margin "

@@ -6,7 +6,8 @@ p_male > 0.5) and each expression one-vs-rest (the teacher's top-1), i.e. 8 bina
 an attribute with no positive (or no negative) on the evaluation set has no AP and is left out
 (listed). With CelebA, the 40 ground-truth attributes. Also teacher agreement: gender accuracy,
 expression top-1 agreement, age MAE (years), each beside a constant predictor (the training
-set's majority / mean; its AP is the positive rate).
+set's majority / mean; its AP is the positive rate), and gender balanced accuracy (the mean of
+the two classes' recalls: a held-out set of mostly men cannot reward a constant "male").
 
 Embeddings (Table 14): cosine to the teacher, and verification on pairs: accuracy by the
 10-fold protocol of LFW (threshold chosen on 9 folds, applied to the 10th), TAR at
@@ -19,7 +20,7 @@ import numpy as np
 
 from mbv1.teachers.face_api_nets import EXPRESSIONS
 
-__all__ = ["attribute_metrics", "average_precision", "mean_ap", "tar_at_far",
+__all__ = ["attribute_metrics", "average_precision", "balanced_accuracy", "mean_ap", "tar_at_far",
            "verification_metrics"]
 
 
@@ -39,6 +40,13 @@ def mean_ap(scores: np.ndarray, labels: np.ndarray, names: list[str]) -> tuple[f
     per = {n: average_precision(scores[:, k], labels[:, k]) for k, n in enumerate(names)}
     vals = [v for v in per.values() if v is not None]
     return (float(np.mean(vals)) if vals else None), per
+
+
+def balanced_accuracy(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Mean per-class recall over the classes present in ``truth`` (a constant scores
+    1/classes)."""
+    classes = np.unique(truth)
+    return float(np.mean([(pred[truth == c] == c).mean() for c in classes]))
 
 
 def teacher_labels(gender: np.ndarray, expression: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -69,6 +77,10 @@ def attribute_metrics(student: dict[str, np.ndarray], teacher: dict[str, np.ndar
     values = {
         "gender_acc": 100.0 * float((student["gender"].argmax(1) == t_g).mean()),
         "gender_acc_const": 100.0 * float((int(prior["gender"].argmax()) == t_g).mean()),
+        # balanced accuracy: mean recall of the two classes; any constant scores 50%
+        "gender_bal_acc": 100.0 * balanced_accuracy(student["gender"].argmax(1), t_g),
+        "gender_bal_acc_const": 100.0 * balanced_accuracy(
+            np.full_like(t_g, int(prior["gender"].argmax())), t_g),
         "expression_top1": 100.0 * float((student["expression"].argmax(1) == t_e).mean()),
         "expression_top1_const": 100.0 * float((int(prior["expression"].argmax()) == t_e).mean()),
         "age_mae": float(np.abs(student["age"] - teacher["age"]).mean()),
