@@ -4,7 +4,6 @@ import re
 import types
 from pathlib import Path
 
-
 from mbv1.datasets.digits import write_digits
 from mbv1.engine import load_config, train
 

@@ -22,18 +22,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-from mbv1.cli.detect import detect as _detect
+from mbv1.cli.detect import detect as _detect  # noqa: E402  (registered in order)
 
 app.command("detect")(_detect)
 weights_app = typer.Typer(help="Fetch, convert and inspect weights.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
-from mbv1.cli import train as _train_cli
+from mbv1.cli import train as _train_cli  # noqa: E402  (registered in order)
 
 _train_cli.register(app)
-from mbv1.cli import geo as _geo_cli
+from mbv1.cli import geo as _geo_cli  # noqa: E402  (registered in order)
 
 _geo_cli.register(app, _train_cli.data_app)
-from mbv1.cli import faces as _faces_cli
+from mbv1.cli import faces as _faces_cli  # noqa: E402  (registered in order)
 
 app.command("faces")(_faces_cli.faces)
 app.command("verify")(_faces_cli.verify)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -123,7 +124,8 @@ class FaceDistillTask(Task):
         return FaceFinder(**self._finder_settings(), device=str(self.device))
 
     def _log(self, msg: str) -> None:
-        print(msg, flush=True)
+        # progress of data preparation: stderr, so that `mbv1 eval --json` prints only JSON
+        print(msg, file=sys.stderr, flush=True)
 
     def _extract(self, path: str, cache_root: str | None):
         """Crop cache of the photos/videos at ``path`` (made once)."""
