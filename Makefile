@@ -38,6 +38,7 @@ lint: setup
 
 bench: assets
 	$(BIN)/python benchmarks/detect_video.py
+	$(BIN)/python benchmarks/face_students.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -6,7 +6,7 @@ The paper's point for Tables 12 and 14: the distilled MobileNet is much cheaper 
 teacher. Models (eval mode, CPU, one torch thread unless --threads): face-api's two attribute
 nets (112x112, the Table 12 teacher), FaceNet InceptionResnetV1 (160x160, the Table 14
 teacher), and MobileNetV1 students with attribute + embedding heads on one body (α=1 at 128
-as in configs/faces/face-ssd_1.0_128.yaml, α=0.25 at 128, or the checkpoints given). Every
+as in configs/faces/face-ssd_1.0_128.yaml, α=0.25 at 128, and the checkpoints given). Every
 model runs each round in turn (interleaved, so machine noise hits all alike); the median per
 face is printed with the ratio to each teacher. The inputs are the real crops of the embedded
 default's cache when it exists, else random pixels (speed does not depend on the pixels).
@@ -22,18 +22,20 @@ import torch
 
 
 def _students(paths: list[str]) -> dict:
-    """Students as deployed (BatchNorm folded): trained checkpoints, else fresh ones."""
+    """Students as deployed (BatchNorm folded): fresh α=1 and α=0.25 ones, and the trained
+    checkpoints given."""
     from mbv1.backbone import fuse_bn
     from mbv1.faces.infer import FaceModel
     from mbv1.faces.model import FaceStudent, HeadsConfig
 
-    if paths:
-        loaded = {p: FaceModel(p) for p in paths}
-        return {f"student {p}": (m.model, m.resolution) for p, m in loaded.items()}
     heads = HeadsConfig(["gender", "expression", "age", "embedding"], 512, 512)
-    return {f"student α={alpha} {res}px": (fuse_bn(FaceStudent(heads, alpha=alpha,
-                                                               padding=padding)).eval(), res)
-            for alpha, res, padding in ((1.0, 128, "same"), (0.25, 128, "symmetric"))}
+    out = {f"student α={alpha} {res}px": (fuse_bn(FaceStudent(heads, alpha=alpha,
+                                                              padding=padding)).eval(), res)
+           for alpha, res, padding in ((1.0, 128, "same"), (0.25, 128, "symmetric"))}
+    for p in paths:
+        m = FaceModel(p)
+        out[f"student {p}"] = (m.model, m.resolution)
+    return out
 
 
 def main() -> None:
