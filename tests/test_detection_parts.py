@@ -101,6 +101,39 @@ def test_tf_legacy_resize():
                                resize_bilinear_legacy(padded, 16, 16))
 
 
+def _tf_legacy_reference(img: np.ndarray, out: int) -> np.ndarray:
+    """TF's legacy resize_bilinear kernel written out per pixel (float32, x then y), on the
+    image zero-padded bottom/right to a square."""
+    h, w, c = img.shape
+    side = max(h, w)
+    sq = np.zeros((side, side, c), np.float32)
+    sq[:h, :w] = img
+    scale = np.float32(side / out)
+    res = np.empty((out, out, c), np.float32)
+    for oy in range(out):
+        sy = np.float32(oy) * scale
+        y0 = int(np.floor(sy))
+        y1, fy = min(y0 + 1, side - 1), np.float32(sy - y0)
+        for ox in range(out):
+            sx = np.float32(ox) * scale
+            x0 = int(np.floor(sx))
+            x1, fx = min(x0 + 1, side - 1), np.float32(sx - x0)
+            top = sq[y0, x0] + (sq[y0, x1] - sq[y0, x0]) * fx
+            bottom = sq[y1, x0] + (sq[y1, x1] - sq[y1, x0]) * fx
+            res[oy, ox] = top + (bottom - top) * fy
+    return res
+
+
+@pytest.mark.parametrize("shape", [(9, 14, 3), (14, 9, 3), (40, 23, 3)])
+def test_preprocess_equals_tf_legacy_kernel(shape):
+    """The fast uint8 path (gathers, in-place blends) is TF's kernel to the last bit."""
+    img = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    pre = Preprocess(16, mean=(0.0,) * 3, std=(1 / 255,) * 3, pad="bottom-right",
+                     resize="tf-bilinear-legacy")
+    got = pre(img)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(got, _tf_legacy_reference(img, 16))
+
+
 def test_preprocess_scale_back():
     pre = Preprocess(512, pad="bottom-right", resize="tf-bilinear-legacy")
     assert pre.frame_scale(1280, 1920) == (1920.0, 1920.0)

@@ -51,12 +51,17 @@ class Preprocess:
         """``uint8 [H, W, 3]`` RGB → ``float [1, 3, S, S]`` normalised network input."""
         if isinstance(rgb, np.ndarray):
             rgb = torch.from_numpy(np.array(rgb, copy=not rgb.flags.writeable, order="C"))
-        x = rgb.to(device)
-        x = x.permute(2, 0, 1)[None].float()  # [1, 3, H, W], 0..255
+        rgb = rgb.to(device)
         s = self.input_size
         if self.resize == "tf-bilinear-legacy":
-            x = resize_bilinear_legacy(x, s, s, pad_square=self.pad == "bottom-right")
+            # Gathered from the uint8 frame as it is (HWC), columns then rows as TF does:
+            # only what the output needs is ever converted to float.
+            square = self.pad == "bottom-right"
+            x = _legacy_axis(rgb, 1, s, square, rgb.shape[0])
+            x = _legacy_axis(x, 0, s, square, rgb.shape[1])
+            x = x.permute(2, 0, 1)[None]  # NCHW view of channels-last memory
         else:
+            x = rgb.permute(2, 0, 1)[None].float()  # [1, 3, H, W], 0..255
             if self.pad == "bottom-right":
                 h, w = x.shape[-2:]
                 side = max(h, w)
@@ -69,26 +74,40 @@ class Preprocess:
 
 def _legacy_index(out: int, in_padded: int, in_valid: int, device) -> tuple:
     """Source rows/cols of TF's legacy bilinear; positions past ``in_valid`` (the zero padding
-    of a square) get zero weight."""
-    src = torch.arange(out, device=device, dtype=torch.float32) * (in_padded / out)
+    of a square) get zero weight. Computed on the CPU (no device sync to test the masks)."""
+    src = torch.arange(out, dtype=torch.float32) * (in_padded / out)
     i0 = src.floor().long()
     i1 = torch.clamp(i0 + 1, max=in_padded - 1)
     frac = src - i0.float()
-    m0 = (i0 < in_valid).float()
-    m1 = (i1 < in_valid).float()
-    return i0.clamp(max=in_valid - 1), i1.clamp(max=in_valid - 1), frac, m0, m1
+    m0, m1 = (i0 < in_valid).float(), (i1 < in_valid).float()
+    masks = (None if bool(m0.all()) else m0.to(device), None if bool(m1.all()) else m1.to(device))
+    return (i0.clamp(max=in_valid - 1).to(device), i1.clamp(max=in_valid - 1).to(device),
+            frac.to(device), *masks)
+
+
+def _legacy_axis(x: torch.Tensor, axis: int, out: int, pad_square: bool = False,
+                 other: int = 0) -> torch.Tensor:
+    """TF's legacy bilinear along one axis of ``x`` (any dtype in, float32 out): ``a + (b − a)
+    · frac`` exactly as TF computes it; with ``pad_square`` the axis is first zero-padded at its
+    end to ``max(size, other)``, the size of the other spatial axis (without building the
+    pad)."""
+    n = x.shape[axis]
+    padded = max(n, other) if pad_square else n
+    i0, i1, frac, m0, m1 = _legacy_index(out, padded, n, x.device)
+    shape = [1] * x.dim()
+    shape[axis] = out
+    a = x.index_select(axis, i0).float()
+    b = x.index_select(axis, i1).float()
+    if m0 is not None:
+        a.mul_(m0.view(shape))
+    if m1 is not None:
+        b.mul_(m1.view(shape))
+    return b.sub_(a).mul_(frac.view(shape)).add_(a)  # in place: no temporaries per step
 
 
 def resize_bilinear_legacy(x: torch.Tensor, out_h: int, out_w: int, pad_square: bool = False) -> torch.Tensor:
     """TF ``resize_bilinear(align_corners=False, half_pixel_centers=False)`` of ``[N, C, H, W]``,
     optionally of the image zero-padded bottom/right to a square (without building the pad)."""
     h, w = x.shape[-2:]
-    ph, pw = (max(h, w),) * 2 if pad_square else (h, w)
-    y0, y1, fy, my0, my1 = _legacy_index(out_h, ph, h, x.device)
-    x0, x1, fx, mx0, mx1 = _legacy_index(out_w, pw, w, x.device)
-    top = x[..., y0, :] * my0[:, None]
-    bottom = x[..., y1, :] * my1[:, None]
-    rows = top + (bottom - top) * fy[:, None]
-    left = rows[..., x0] * mx0
-    right = rows[..., x1] * mx1
-    return left + (right - left) * fx
+    cols = _legacy_axis(x, x.dim() - 1, out_w, pad_square, h)  # x first, then y: TF's order
+    return _legacy_axis(cols, x.dim() - 2, out_h, pad_square, w)
