@@ -199,3 +199,52 @@ def test_named_init_that_is_not_pulled_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("MBV1_CACHE", str(tmp_path / "empty"))
     with pytest.raises(MBV1Error, match="mbv1 weights pull"):
         read_init("face-ssd")
+
+
+@pytest.mark.parametrize("kind,name", [("timm", "test_efficientnet"),
+                                       ("torchvision", "mobilenet_v3_small")])
+def test_any_timm_or_torchvision_model_as_embedding_teacher(cache, tmp_path, kind, name):
+    """``timm:MODEL:PATH`` / ``torchvision:MODEL:PATH``: pooled features of a model whose
+    weights are a local file, unit length; a student learns them through the engine."""
+    from mbv1.faces.targets import load_embedding_teacher
+
+    if kind == "timm":
+        import timm
+
+        model = timm.create_model(name, pretrained=False)
+    else:
+        import torchvision
+
+        model = torchvision.models.get_model(name, weights=None)
+    weights = tmp_path / f"{name}.pth"
+    torch.save(model.state_dict(), weights)
+    teacher = load_embedding_teacher(f"{kind}:{name}:{weights}")
+    crops = [cache.crop(i) for i in range(3)]
+    emb = teacher(crops)
+    assert emb.shape[0] == 3 and emb.shape[1] == teacher.dim > 8
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    model.eval()  # the same features by hand: classifier removed, pooled, L2-normalised
+    if kind == "timm":
+        model.reset_classifier(0)
+        size = model.pretrained_cfg["input_size"][-1]
+        mean, std = model.pretrained_cfg["mean"], model.pretrained_cfg["std"]
+    else:
+        model.classifier = torch.nn.Identity()
+        size, mean, std = 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    from mbv1.faces.data import crop_to_tensor
+
+    with torch.no_grad():
+        ref = torch.nn.functional.normalize(
+            model(torch.stack([crop_to_tensor(c, size, mean, std) for c in crops])), dim=1)
+    np.testing.assert_allclose(emb, ref.numpy(), atol=1e-5)
+    if kind == "timm":
+        cfg = _cfg(FaceEmbeddingsTask, cache, tmp_path,
+                   f"distill.embedding_teacher=timm:{name}:{weights}", "train.epochs=1")
+        result = train(FaceEmbeddingsTask, cfg, tty=False)
+        assert "cosine" in result.metrics
+    with pytest.raises(MBV1Error, match="do not fit"):
+        other = tmp_path / "other.pth"
+        torch.save({"weight": torch.zeros(1)}, other)
+        load_embedding_teacher(f"{kind}:{name}:{other}")
+    with pytest.raises(MBV1Error, match="MODEL:PATH"):
+        load_embedding_teacher(f"{kind}:{name}")

@@ -14,6 +14,11 @@ Teachers (``--set distill.attribute_teacher=...`` / ``embedding_teacher``):
   prewhitened;
 * ``facenet-pytorch:PATH``: a facenet-pytorch ``InceptionResnetV1`` state dict saved locally
   (e.g. its VGGFace2 weights), fixed standardisation;
+* ``timm:MODEL:PATH`` / ``torchvision:MODEL:PATH[:SIZE]`` (embeddings): any timm or torchvision
+  image model with its weights in a local file; the embedding is its pooled features (the
+  classifier removed), L2-normalised, on the canonical crop resized to the model's input size
+  (timm's ``pretrained_cfg``; torchvision: SIZE, default 224) with ImageNet normalisation (or
+  timm's own mean and std);
 * a path to an mbv1 face checkpoint (``.pt`` or run folder): a trained student as teacher.
 """
 
@@ -106,9 +111,92 @@ def load_embedding_teacher(spec: str = "facenet", device: str = "cpu") -> Embedd
             return FN.embed(model, FN.preprocess(crops, mode=mode), chunk=32).numpy()
 
         return EmbeddingTeacher(run, spec, FN.EMBEDDING_DIM)
+    if spec.startswith(("timm:", "torchvision:")):
+        model, size, mean, std = _image_model(spec)
+        return _pooled_feature_teacher(model.to(device).eval(), spec, size, mean, std, device)
     student = _student_teacher(spec, device, ("embedding",))
     probe = student([np.zeros((8, 8, 3), np.uint8)])["embedding"]
     return EmbeddingTeacher(lambda crops: student(crops)["embedding"], spec, probe.shape[1])
+
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def _read_state(p: Path) -> dict:
+    if not p.is_file():
+        raise MBV1Error(f"teacher weights not found: {p}")
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(p))
+        else:
+            state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line message
+        raise MBV1Error(f"cannot read teacher weights {p}: {e}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise MBV1Error(f"{p} holds no state dict (got {type(state).__name__})")
+    return state
+
+
+def _image_model(spec: str):
+    """``timm:MODEL:PATH`` or ``torchvision:MODEL:PATH[:SIZE]`` → (model without its
+    classifier, input size, mean, std)."""
+    kind, rest = spec.split(":", 1)
+    parts = rest.split(":")
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise MBV1Error(f"teacher {spec!r}: expected {kind}:MODEL:PATH (a local weights file)")
+    name, path = parts[0], parts[1]
+    state = _read_state(Path(path).expanduser())
+    if kind == "timm":
+        import timm
+
+        try:
+            model = timm.create_model(name, pretrained=False)
+        except RuntimeError as e:  # unknown model name
+            raise MBV1Error(f"teacher {spec!r}: {e}") from None
+        _load_teacher_state(model, state, spec)
+        model.reset_classifier(0)  # pooled features
+        cfg = model.pretrained_cfg or {}
+        size = int((cfg.get("input_size") or (3, 224, 224))[-1])
+        return model, size, tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
+    import torchvision
+
+    try:
+        model = torchvision.models.get_model(name, weights=None)
+    except ValueError as e:
+        raise MBV1Error(f"teacher {spec!r}: {e}") from None
+    _load_teacher_state(model, state, spec)
+    for attr in ("fc", "classifier", "heads", "head"):
+        if hasattr(model, attr):
+            setattr(model, attr, torch.nn.Identity())
+            break
+    else:
+        raise MBV1Error(f"teacher {spec!r}: no fc/classifier/heads to remove in {name}")
+    size = int(parts[2]) if len(parts) > 2 else 224
+    return model, size, IMAGENET_MEAN, IMAGENET_STD
+
+
+def _load_teacher_state(model: torch.nn.Module, state: dict, spec: str) -> None:
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise MBV1Error(f"teacher {spec!r}: the weights do not fit the model (missing "
+                        f"{missing[:3]}, unexpected {unexpected[:3]})")
+
+
+def _pooled_feature_teacher(model, spec: str, size: int, mean, std, device) -> EmbeddingTeacher:
+    from mbv1.faces.data import crop_to_tensor
+
+    @torch.no_grad()
+    def run(crops):
+        x = torch.stack([crop_to_tensor(c, size, mean, std) for c in crops]).to(device)
+        return torch.nn.functional.normalize(model(x).flatten(1).float(), dim=1).cpu().numpy()
+
+    dim = run([np.zeros((size, size, 3), np.uint8)]).shape[1]
+    return EmbeddingTeacher(lambda crops: run(crops) if crops else np.zeros((0, dim), np.float32),
+                            spec, dim)
 
 
 def _facenet_pytorch(path: str):
@@ -137,7 +225,8 @@ def _student_teacher(spec: str, device: str, need: tuple[str, ...]):
     p = Path(spec)
     if not p.exists():
         raise MBV1Error(f"unknown teacher {spec!r}: use face-api / facenet, "
-                        "facenet-pytorch:PATH, or the path of an mbv1 face checkpoint")
+                        "facenet-pytorch:PATH, timm:MODEL:PATH, torchvision:MODEL:PATH, or the "
+                        "path of an mbv1 face checkpoint")
     fm = FaceModel(p, device)
     missing = [h for h in need if h not in fm.heads]
     if missing:
