@@ -232,6 +232,10 @@ def test_verification_metrics():
     assert v["accuracy"] == 100.0 and v["auc"] == 100.0
     assert 0.6 < v["threshold"] <= 0.9
     assert v["tar_far_1e-3"] is None  # 30 negatives cannot measure a 1e-3 false-accept rate
+    roc = v["roc"]  # separable: the curve reaches TAR 100% at FAR 0
+    assert roc["far"][0] == 0 and roc["far"][-1] == 100 and roc["tar"][-1] == 100
+    assert any(f == 0 and t == 100 for f, t in zip(roc["far"], roc["tar"]))
+    assert roc["far"] == sorted(roc["far"]) and roc["tar"] == sorted(roc["tar"])
     # One negative among the positives: its fold misclassifies it.
     dist2 = dist.copy()
     dist2[25] = 0.1

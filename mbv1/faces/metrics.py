@@ -128,6 +128,18 @@ def _best_threshold(dist: np.ndarray, same: np.ndarray) -> tuple[float, float]:
     return float(cand[i]), float(acc[i])
 
 
+def roc_points(dist: np.ndarray, same: np.ndarray, max_points: int = 200) -> dict[str, list]:
+    """The ROC curve of accepting ``dist < t``: ``{"far": [...], "tar": [...], "threshold":
+    [...]}`` (rates in percent, FAR ascending; at most ``max_points``, always both ends)."""
+    from sklearn.metrics import roc_curve
+
+    far, tar, thr = roc_curve(same, -np.asarray(dist, np.float64))
+    keep = np.unique(np.linspace(0, len(far) - 1, min(len(far), max_points)).round().astype(int))
+    finite = np.where(np.isfinite(thr[keep]), -thr[keep], np.inf)
+    return {"far": np.round(100 * far[keep], 4).tolist(), "tar": np.round(100 * tar[keep], 4).tolist(),
+            "threshold": [None if not np.isfinite(t) else round(float(t), 6) for t in finite]}
+
+
 def verification_metrics(dist: np.ndarray, same: np.ndarray, folds: np.ndarray | None = None,
                          n_folds: int = 10, seed: int = 0) -> dict[str, float | None]:
     """Verification figures of pair distances ``dist`` (smaller = more alike) and truth
@@ -136,7 +148,8 @@ def verification_metrics(dist: np.ndarray, same: np.ndarray, folds: np.ndarray |
     ``folds`` gives each pair's fold (LFW's ``pairs.txt``); otherwise pairs are dealt into
     ``n_folds`` stratified folds (seeded). Accuracy: for each fold, the threshold maximising
     accuracy on the others is applied to it; mean over folds (percent). Also TAR at FAR 1e-3 /
-    1e-4 (percent, None when unmeasurable), ROC AUC and the threshold on all pairs.
+    1e-4 (percent, None when unmeasurable), ROC AUC, the ROC curve (:func:`roc_points`) and the
+    threshold on all pairs.
     """
     from sklearn.metrics import roc_auc_score
 
@@ -163,6 +176,7 @@ def verification_metrics(dist: np.ndarray, same: np.ndarray, folds: np.ndarray |
     out["accuracy"] = 100.0 * float(np.mean(accs)) if accs else None
     out["auc"] = 100.0 * float(roc_auc_score(same, -dist))
     out["threshold"] = thr_all
+    out["roc"] = roc_points(dist, same)
     for far, key in ((1e-3, "tar_far_1e-3"), (1e-4, "tar_far_1e-4")):
         tar, _ = tar_at_far(dist, same, far)
         out[key] = None if tar is None else 100.0 * tar
