@@ -248,3 +248,36 @@ def test_any_timm_or_torchvision_model_as_embedding_teacher(cache, tmp_path, kin
         load_embedding_teacher(f"{kind}:{name}:{other}")
     with pytest.raises(MBV1Error, match="MODEL:PATH"):
         load_embedding_teacher(f"{kind}:{name}")
+
+
+def test_feature_distillation_from_the_face_detector_body(cache, tmp_path):
+    """``distill.feature_teacher=face-ssd``: a small student's projected conv11/conv13 maps
+    learn the α=1 face body's (FitNets hints); the hint layers never reach inference."""
+    from conftest import require_asset
+
+    from mbv1.faces.feature_teacher import load_feature_teacher
+    from mbv1.faces.infer import FaceModel
+
+    require_asset("face-api")
+    teacher = load_feature_teacher("face-ssd", ["conv11", "conv13"], (0.5,) * 3, (0.5,) * 3)
+    assert teacher.channels == {"conv11": 512, "conv13": 1024}
+    # the student's normalisation is converted to the teacher's: same maps either way
+    other = load_feature_teacher("face-ssd", ["conv13"], (0.0,) * 3, (1.0,) * 3)
+    raw = torch.rand(1, 3, 64, 64)
+    torch.testing.assert_close(other(raw)["conv13"], teacher((raw - 0.5) / 0.5)["conv13"])
+
+    cfg = _cfg(FaceAttributesTask, cache, tmp_path, "distill.feature_teacher=face-ssd",
+               "train.epochs=1")
+    task = FaceAttributesTask(cfg)
+    ds = task.build_datasets()
+    model = task.build_model(ds.info).train()
+    batch = next(iter(torch.utils.data.DataLoader(ds.train, batch_size=4,
+                                                  collate_fn=task.collate)))
+    parts = task.forward_loss(model, batch, task.build_teacher())
+    assert parts["features"] > 0 and set(parts) >= {"gender", "expression", "age", "features"}
+    parts["loss"].backward()
+    assert model.hints["conv13"].weight.grad.abs().sum() > 0
+    result = train(FaceAttributesTask, cfg, tty=False)
+    fm = FaceModel(result.run_dir / "last.pt")  # rebuilds the hint layers, loads, runs
+    out = fm.predict([cache.crop(0)])
+    assert set(out) == {"gender", "expression", "age"}

@@ -88,6 +88,10 @@ class DistillConfig:
     embedding_weight: float = 1.0
     celeba_weight: float = 1.0
     max_negatives: int = 20_000  # verification: negatives beyond this are subsampled
+    # feature distillation (FitNets hints) from a pretrained body, e.g. face-ssd; None = off
+    feature_teacher: str | None = None
+    feature_layers: list[str] = field(default_factory=lambda: ["conv11", "conv13"])
+    feature_weight: float = 1.0
 
 
 FACE_DEFAULTS = {
@@ -216,8 +220,22 @@ class FaceDistillTask(Task):
                 heads.append("celeba")
         if "embeddings" in self.groups:
             heads.append("embedding")
+        hints = self._feature_teacher().channels if self.cfg.distill.feature_teacher else {}
         return HeadsConfig(heads, self.cfg.distill.embedding_dim, teacher_dim,
-                           len(celeba.names) if celeba is not None else 40)
+                           len(celeba.names) if celeba is not None else 40, hints)
+
+    def _feature_teacher(self):
+        """The frozen body of ``distill.feature_teacher`` (loaded once)."""
+        if getattr(self, "_ft", None) is None:
+            from mbv1.faces.feature_teacher import load_feature_teacher
+
+            d = self.cfg.data
+            self._ft = load_feature_teacher(self.cfg.distill.feature_teacher,
+                                            list(self.cfg.distill.feature_layers), d.mean, d.std)
+        return self._ft
+
+    def build_teacher(self):
+        return self._feature_teacher() if self.cfg.distill.feature_teacher else None
 
     def build_datasets(self) -> Datasets:
         from mbv1.faces.data import FaceCropDataset
@@ -318,6 +336,11 @@ class FaceDistillTask(Task):
                                                      reduction="none")
             mask = batch["celeba_mask"]
             parts["celeba"] = dc.celeba_weight * (bce * mask).sum() / mask.sum().clamp(min=1)
+        hints = {k[len("hint_"):]: v for k, v in out.items() if k.startswith("hint_")}
+        if hints and teacher is not None:
+            from mbv1.faces.feature_teacher import feature_loss
+
+            parts["features"] = dc.feature_weight * feature_loss(hints, teacher(batch["image"]))
         if not parts:
             raise MBV1Error("the batch has no target for any head of this model")
         return {"loss": sum(parts.values()), **parts}

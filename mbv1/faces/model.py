@@ -12,6 +12,10 @@ Heads (each a linear layer on the pooled body features, all optional):
 
 ``forward(x)`` returns a dict of raw tensors, the same in train and eval mode (plus
 ``embedding_teacher``, the projected embedding, when there is a projection).
+
+Feature distillation (``hints``, FitNets): for each named body layer, a 1x1 convolution maps
+the student's feature map to the teacher body's channels; in training mode ``forward`` adds
+``hint_<layer>`` outputs for the loss. Like ``project``, they are never part of inference.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class HeadsConfig:
     embedding_dim: int = 128
     teacher_dim: int = 512
     celeba_attributes: int = CELEBA_ATTRIBUTES
+    hints: dict[str, int] = field(default_factory=dict)  # body layer -> teacher channels
 
     def __post_init__(self):
         bad = [h for h in self.heads if h not in HEADS]
@@ -75,6 +80,11 @@ class FaceStudent(nn.Module):
         self.project = (nn.Linear(heads.embedding_dim, heads.teacher_dim, bias=False)
                         if "embedding" in heads.heads and heads.embedding_dim != heads.teacher_dim
                         else None)
+        chans = {f.name: f.channels for f in self.backbone.feature_info}
+        unknown = [t for t in heads.hints if t not in chans]
+        if unknown:
+            raise MBV1Error(f"unknown hint layers {unknown}: choose from {', '.join(chans)}")
+        self.hints = nn.ModuleDict({t: nn.Conv2d(chans[t], c, 1) for t, c in heads.hints.items()})
         for lin in self.heads.values():
             nn.init.normal_(lin.weight, 0, 0.01)
             nn.init.zeros_(lin.bias)
@@ -106,8 +116,15 @@ class FaceStudent(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``x`` ``[N, 3, R, R]`` normalised → ``{head: tensor}``: logits for gender /
         expression / celeba, ``age [N]`` in years, ``embedding [N, D]`` unit length."""
-        f = self.dropout(self.features(x))
         out = {}
+        if self.hints and self.training:
+            last = self.backbone.tap_names[-1]
+            maps = self.backbone.features(x, [*self.hints, last])
+            for t, conv in self.hints.items():
+                out[f"hint_{t}"] = conv(maps[t])
+            f = self.dropout(self.backbone.pool(maps[last]).flatten(1))
+        else:
+            f = self.dropout(self.features(x))
         for name, head in self.heads.items():
             y = head(f)
             if name == "age":
