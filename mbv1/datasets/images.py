@@ -85,3 +85,30 @@ def _to_uint8(a: np.ndarray, mode: str) -> np.ndarray:
     elif mode == "F":
         a = a * 255.0 if a.max(initial=0) <= 1.0 else a
     return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+
+
+def image_batches(paths, transform, mean, std, batch_size: int = 32):
+    """Images of ``paths`` as network batches, for prediction over many files.
+
+    Yields ``(items, x)`` per chunk of ``batch_size`` paths: ``items`` a list of ``(path, row,
+    error)`` in order — ``row`` the image's row in ``x`` (``None`` with a one-line ``error`` for
+    an unreadable file, which does not stop the others) — and ``x`` the stacked
+    ``float [B, 3, S, S]`` of the readable images (``transform`` on the uint8 RGB array, then
+    :func:`mbv1.datasets.augment.to_tensor`), or ``None`` when none were.
+    """
+    import torch
+
+    from mbv1.datasets.augment import to_tensor
+    from mbv1.errors import MBV1Error
+
+    for start in range(0, len(paths), batch_size):
+        items, tensors = [], []
+        for p in paths[start:start + batch_size]:
+            try:
+                img = np.asarray(load_rgb(p))
+            except MBV1Error as e:
+                items.append((p, None, str(e)))
+                continue
+            items.append((p, len(tensors), None))
+            tensors.append(to_tensor(transform(img), mean, std))
+        yield items, (torch.stack(tensors) if tensors else None)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from mbv1.errors import MBV1Error
@@ -84,32 +83,22 @@ class Geolocator:
     @torch.no_grad()
     def locate(self, paths: list[str | Path], top_k: int = 5, batch_size: int = 32):
         """Yield a :class:`Located` per path, in order."""
-        from mbv1.datasets.augment import to_tensor
-        from mbv1.geo.data import exif_gps, load_image
+        from mbv1.datasets.images import image_batches
+        from mbv1.geo.data import exif_gps
         from mbv1.geo.distance import haversine_km
         from mbv1.geo.model import decode
 
         part = self.partition
-        for start in range(0, len(paths), batch_size):
-            chunk, tensors, errors = paths[start:start + batch_size], [], {}
-            for i, p in enumerate(chunk):
-                try:
-                    img = np.asarray(load_image(p))
-                except MBV1Error as e:
-                    errors[i] = str(e)
-                    continue
-                tensors.append(to_tensor(self.transform(img), self.mean, self.std))
+        for items, x in image_batches(paths, self.transform, self.mean, self.std, batch_size):
             preds = []
-            if tensors:
-                logits = self.model(self.task.to_device({"image": torch.stack(tensors)})["image"])
+            if x is not None:
+                logits = self.model(self.task.to_device({"image": x})["image"])
                 preds = decode(logits.float().cpu(), part, top_k)
-            j = 0
-            for i, p in enumerate(chunk):
-                if i in errors:
-                    yield Located(str(p), error=errors[i])
+            for p, row, error in items:
+                if error:
+                    yield Located(str(p), error=error)
                     continue
-                g = preds[j]
-                j += 1
+                g = preds[row]
                 cells = [{"token": tok, "index": c, "level": int(part.levels[c]),
                           "prob": round(pr, 6), "lat": float(part.centroid_lat[c]),
                           "lon": float(part.centroid_lon[c])}

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -257,27 +256,17 @@ class Classifier:
     @torch.no_grad()
     def predict(self, paths: list[str | Path], top_k: int = 5, batch_size: int = 32):
         """Yield a :class:`Prediction` per path, in order; unreadable images give ``error``."""
-        from mbv1.datasets.images import load_rgb
+        from mbv1.datasets.images import image_batches
 
         k = min(top_k, len(self.labels))
-        for start in range(0, len(paths), batch_size):
-            chunk, tensors, errors = paths[start:start + batch_size], [], {}
-            for i, p in enumerate(chunk):
-                try:
-                    img = np.asarray(load_rgb(p))
-                except MBV1Error as e:
-                    errors[i] = str(e)
+        for items, x in image_batches(paths, self.transform, self.mean, self.std, batch_size):
+            probs = (self.model(self.task.to_device({"image": x})["image"]).float().softmax(1)
+                     .cpu() if x is not None else None)
+            for p, row, error in items:
+                if error:
+                    yield Prediction(str(p), [], error)
                     continue
-                tensors.append(augment.to_tensor(self.transform(img), self.mean, self.std))
-            probs = (self.model(self.task.to_device({"image": torch.stack(tensors)})["image"])
-                     .float().softmax(1).cpu() if tensors else None)
-            j = 0
-            for i, p in enumerate(chunk):
-                if i in errors:
-                    yield Prediction(str(p), [], errors[i])
-                    continue
-                values, idx = probs[j].topk(k)
-                j += 1
+                values, idx = probs[row].topk(k)
                 yield Prediction(str(p), [(self.labels[c], int(c), float(v))
                                           for v, c in zip(values.tolist(), idx.tolist())])
 
