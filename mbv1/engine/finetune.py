@@ -3,8 +3,9 @@
 ``model.init`` names an mbv1 checkpoint (file or run folder, any task: the body is what
 transfers), a peer's MobileNetV1 weights (timm, TF-slim, Keras; converted through
 :mod:`mbv1.backbone.peers`), or ``face-ssd``: the α=1 body of the pulled face detector
-(face-api's SSD, trained on WIDER FACE), the one real pretrained MobileNetV1 that ships here. Body weights must fit (a different α is an error); head weights
-that do not fit the new label set are skipped and listed, as timm does.
+(face-api's SSD, trained on WIDER FACE), the one real pretrained MobileNetV1 that ships here.
+Body weights must fit (a different α is an error); head weights that do not fit the new label
+set are skipped and listed, as timm does.
 
 ``model.freeze = conv11`` freezes conv0..conv11 (mmdetection's ``frozen_stages``), their
 BatchNorm included; ``model.norm_eval`` keeps every BatchNorm of the body in eval mode
