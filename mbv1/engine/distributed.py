@@ -66,8 +66,13 @@ def setup(device: str) -> DistEnv:
     return DistEnv(rank, local, world, dev, owns)
 
 
-def cleanup(env: DistEnv) -> None:
+def cleanup(env: DistEnv, finished: bool = True) -> None:
+    """Leave the process group. After a normal finish all ranks meet first: a rank that
+    exits while another still talks to it (the store lives in rank 0) can make the other's
+    gloo threads abort the process. After an error there is no meeting (it could hang)."""
     if env.owns_group and dist.is_initialized():
+        if finished and env.distributed:
+            dist.barrier()
         dist.destroy_process_group()
 
 

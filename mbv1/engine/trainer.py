@@ -83,12 +83,15 @@ def train(task_cls: type[Task], cfg: Config, *, resume: str | Path | None = None
     its ``cfg`` with :func:`resume_config`). Runs under torchrun when launched by it."""
     env = D.setup(cfg.train.device)
     saved = (torch.are_deterministic_algorithms_enabled(), torch.get_num_threads())
+    finished = False
     try:
-        return Trainer(task_cls, cfg, env, resume, exist_ok, command, tty).run()
+        result = Trainer(task_cls, cfg, env, resume, exist_ok, command, tty).run()
+        finished = True
+        return result
     except MBV1Error as e:  # from a data-loader worker the message carries a traceback
         raise MBV1Error(_last_line(str(e))) from None
     finally:
-        D.cleanup(env)
+        D.cleanup(env, finished)
         torch.use_deterministic_algorithms(saved[0])  # process-wide settings back as found
         torch.set_num_threads(saved[1])
 
