@@ -8,6 +8,7 @@ plain resize with half-pixel centres (``torch.nn.functional.interpolate``), matc
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,17 +73,23 @@ class Preprocess:
         return (x - mean) / std
 
 
-def _legacy_index(out: int, in_padded: int, in_valid: int, device) -> tuple:
-    """Source rows/cols of TF's legacy bilinear; positions past ``in_valid`` (the zero padding
-    of a square) get zero weight. Computed on the CPU (no device sync to test the masks)."""
+@functools.lru_cache(maxsize=64)
+def _legacy_index_cpu(out: int, in_padded: int, in_valid: int) -> tuple:
     src = torch.arange(out, dtype=torch.float32) * (in_padded / out)
     i0 = src.floor().long()
     i1 = torch.clamp(i0 + 1, max=in_padded - 1)
     frac = src - i0.float()
     m0, m1 = (i0 < in_valid).float(), (i1 < in_valid).float()
-    masks = (None if bool(m0.all()) else m0.to(device), None if bool(m1.all()) else m1.to(device))
-    return (i0.clamp(max=in_valid - 1).to(device), i1.clamp(max=in_valid - 1).to(device),
-            frac.to(device), *masks)
+    return (i0.clamp(max=in_valid - 1), i1.clamp(max=in_valid - 1), frac,
+            None if bool(m0.all()) else m0, None if bool(m1.all()) else m1)
+
+
+def _legacy_index(out: int, in_padded: int, in_valid: int, device) -> tuple:
+    """Source rows/cols of TF's legacy bilinear; positions past ``in_valid`` (the zero padding
+    of a square) get zero weight (``None``: no such position). Computed on the CPU once per
+    geometry (no device sync to test the masks), then moved to ``device``."""
+    return tuple(None if t is None else t.to(device)
+                 for t in _legacy_index_cpu(out, in_padded, in_valid))
 
 
 def _legacy_axis(x: torch.Tensor, axis: int, out: int, pad_square: bool = False,

@@ -60,8 +60,10 @@ def face_metrics(r: dict[str, np.ndarray], info: dict, records: list, pairs_file
         pairs, same, folds, note = evaluation_pairs(records, r["index"], pairs_file, pairs_root,
                                                     max_negatives, seed)
         details["pairs"] = note
-        sources = np.array([str(getattr(rec, "source", "")) for rec in records], dtype=object)
-        _embedding_metrics(r, prior, pairs, same, folds, values, details, sources)
+        # the hard positives: one person in two different photos or videos
+        cross = same & np.array([getattr(records[a], "source", None)
+                                 != getattr(records[b], "source", None) for a, b in pairs], bool)
+        _embedding_metrics(r, prior, pairs, same, folds, values, details, cross)
     return values, details
 
 
@@ -83,7 +85,9 @@ def _celeba_metrics(r: dict, info: dict, values: dict, details: dict) -> None:
 
 
 def _embedding_metrics(r: dict, prior: dict, pairs, same, folds, values: dict,
-                       details: dict, sources: np.ndarray | None = None) -> None:
+                       details: dict, cross: np.ndarray | None = None) -> None:
+    """Cosine to the teacher, verification on ``pairs``, and on ``cross`` (positive pairs
+    from two different sources) against every negative pair."""
     s_t = r.get("embedding_teacher", r["embedding"])
     t = r["t_embedding"]
     values["cosine"] = 100.0 * float((s_t * t).sum(1).mean())
@@ -95,9 +99,6 @@ def _embedding_metrics(r: dict, prior: dict, pairs, same, folds, values: dict,
     pos = {int(j): k for k, j in enumerate(r["index"])}
     a = np.array([pos[i] for i in pairs[:, 0]])
     b = np.array([pos[i] for i in pairs[:, 1]])
-    # The hard positives: one person in two different photos or videos (not two frames of a
-    # track), against every negative pair.
-    cross = same & (sources[pairs[:, 0]] != sources[pairs[:, 1]]) if sources is not None else None
     for who, emb in (("", r["embedding"]), ("teacher_", t)):
         dist = np.linalg.norm(emb[a] - emb[b], axis=1)
         v = M.verification_metrics(dist, same, folds)

@@ -119,26 +119,12 @@ def load_embedding_teacher(spec: str = "facenet", device: str = "cpu") -> Embedd
     return EmbeddingTeacher(lambda crops: student(crops)["embedding"], spec, probe.shape[1])
 
 
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+def _read_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """A local weights file as a state dict of tensors (:func:`mbv1.backbone.peers.read_arrays`:
+    .pth/.pt/.bin, .safetensors, .npz, .h5; one-line errors)."""
+    from mbv1.backbone.peers import read_arrays
 
-
-def _read_state(p: Path) -> dict:
-    if not p.is_file():
-        raise MBV1Error(f"teacher weights not found: {p}")
-    try:
-        if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(p))
-        else:
-            state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line message
-        raise MBV1Error(f"cannot read teacher weights {p}: {e}") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise MBV1Error(f"{p} holds no state dict (got {type(state).__name__})")
-    return state
+    return {k: torch.as_tensor(v) for k, v in read_arrays(Path(path).expanduser()).items()}
 
 
 def _image_model(spec: str):
@@ -148,8 +134,10 @@ def _image_model(spec: str):
     parts = rest.split(":")
     if len(parts) < 2 or not parts[0] or not parts[1]:
         raise MBV1Error(f"teacher {spec!r}: expected {kind}:MODEL:PATH (a local weights file)")
+    from mbv1.backbone.peers import IMAGENET_MEAN, IMAGENET_STD
+
     name, path = parts[0], parts[1]
-    state = _read_state(Path(path).expanduser())
+    state = _read_state(path)
     if kind == "timm":
         import timm
 
@@ -202,19 +190,12 @@ def _pooled_feature_teacher(model, spec: str, size: int, mean, std, device) -> E
 def _facenet_pytorch(path: str):
     from facenet_pytorch import InceptionResnetV1
 
-    p = Path(path)
-    if not p.is_file():
-        raise MBV1Error(f"facenet-pytorch weights not found: {p} (a saved InceptionResnetV1 "
-                        "state dict)")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line message
-        raise MBV1Error(f"cannot read facenet-pytorch weights {p}: {e}") from None
+    state = _read_state(path)
     model = InceptionResnetV1(pretrained=None, classify=False)
     state = {k: v for k, v in state.items() if not k.startswith("logits.")}
     missing, _ = model.load_state_dict(state, strict=False)
     if missing:
-        raise MBV1Error(f"{p} is not an InceptionResnetV1 state dict (missing {missing[:3]})")
+        raise MBV1Error(f"{path} is not an InceptionResnetV1 state dict (missing {missing[:3]})")
     return model.eval()
 
 
@@ -248,16 +229,8 @@ def attribute_targets(cache, teacher: AttributeTeacher | str, batch: int = 32, d
     crop cache (axis 1: crop, mirrored crop), computed once and kept in the cache folder as
     ``targets-attr-<teacher>.npz``. ``teacher`` may be a spec string: it is loaded only when
     the cached file is missing or stale."""
-    name = teacher if isinstance(teacher, str) else teacher.name
-    path = cache.root / f"targets-attr-{_slug(name)}.npz"
-
-    def compute(idx):
-        nonlocal teacher
-        if isinstance(teacher, str):
-            teacher = load_attribute_teacher(teacher, device)
-        return _attr_batch(cache, teacher, idx)
-
-    return _cached(path, cache, compute, batch, progress)
+    return _teacher_targets(cache, "attr", teacher, load_attribute_teacher, _attr_batch, batch,
+                            device, progress)
 
 
 def _attr_batch(cache, teacher, idx):
@@ -275,16 +248,28 @@ def embedding_targets(cache, teacher: EmbeddingTeacher | str, batch: int = 32,
                       progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
     """``{"embedding": [N, 2, D]}`` (unit length; axis 1: crop, mirrored crop), cached as
     ``targets-emb-<teacher>.npz`` (a spec string is loaded only when needed)."""
+    return _teacher_targets(cache, "emb", teacher, load_embedding_teacher, _emb_batch, batch,
+                            device, progress)
+
+
+def _emb_batch(cache, teacher, idx):
+    crops = [cache.crop(i) for i in idx]
+    e0, e1 = teacher(crops), teacher([_flip(c) for c in crops])
+    return {"embedding": np.stack([e0, e1], 1).astype(np.float32)}
+
+
+def _teacher_targets(cache, kind: str, teacher, load, run_batch, batch: int, device: str,
+                     progress) -> dict[str, np.ndarray]:
+    """``targets-<kind>-<teacher>.npz`` of ``cache``, computed (``run_batch(cache, teacher,
+    indices)``) only where missing; a teacher given by spec is loaded only then."""
     name = teacher if isinstance(teacher, str) else teacher.name
-    path = cache.root / f"targets-emb-{_slug(name)}.npz"
+    path = cache.root / f"targets-{kind}-{_slug(name)}.npz"
 
     def compute(idx):
         nonlocal teacher
         if isinstance(teacher, str):
-            teacher = load_embedding_teacher(teacher, device)
-        crops = [cache.crop(i) for i in idx]
-        e0, e1 = teacher(crops), teacher([_flip(c) for c in crops])
-        return {"embedding": np.stack([e0, e1], 1).astype(np.float32)}
+            teacher = load(teacher, device)
+        return run_batch(cache, teacher, idx)
 
     return _cached(path, cache, compute, batch, progress)
 
