@@ -1,5 +1,5 @@
 # mbv1: the two set-up commands (README): `make demo` and `make test`.
-# Both create .venv when it is missing or stale, install mbv1 with its pinned torch pair, and
+# Both create .venv when it is missing or stale, install exactly requirements.lock and mbv1, and
 # fetch the pinned real assets into ~/.cache/mbv1 (once). A complete environment is reused.
 
 PYTHON ?= python3
@@ -9,15 +9,25 @@ STAMP := $(VENV)/.mbv1-installed
 ASSETS_STAMP := $(VENV)/.mbv1-assets
 DEMO_VIDEO ?=
 PYTEST_ARGS ?=
+LOCK_ARGS ?=
 
-.PHONY: setup assets demo test lint bench clean-venv
+.PHONY: setup lock assets demo test lint bench clean-venv
 
-$(STAMP): pyproject.toml
+# The environment is the lock: every package at its locked version and hash (requirements.lock,
+# resolved by `make lock`); a changed lock or pyproject reinstalls, and packages that are not in
+# the lock are removed, so the suite runs on exactly what CI tested.
+$(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	# torch and torchvision first, as a pinned pair (see docs/install.md: nothing may pull another torch)
-	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements.lock
+	$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+# Re-resolve the lock for this machine's Python (keeps current pins unless LOCK_ARGS=--upgrade,
+# or LOCK_ARGS='--upgrade-package NAME'); then `make test`, and commit both files together.
+lock: setup
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python $(BIN)/python \
+		--custom-compile-command "make lock" -o requirements.lock $(LOCK_ARGS)
 
 setup: $(STAMP)
 

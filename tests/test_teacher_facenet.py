@@ -198,6 +198,10 @@ def test_facenet_matches_cv2_dnn_on_real_faces(pb_path, sample_batch, sample_emb
     assert ours.shape == (4, F.EMBEDDING_DIM)
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
 
+    # OpenCV 5.1 removed the TensorFlow importer; requirements.lock pins one that has it.
+    assert hasattr(cv2.dnn, "readNetFromTensorflow"), (
+        f"OpenCV {cv2.__version__} has no cv2.dnn.readNetFromTensorflow: this reference check "
+        "needs opencv-python-headless 4.x or 5.0.x (as requirements.lock pins; run `make setup`)")
     net = cv2.dnn.readNetFromTensorflow(str(pb_path))
     theirs = []
     for i in range(len(sample_batch)):  # the graph reshapes with batch 1: one image at a time
