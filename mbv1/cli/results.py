@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from rich.markup import escape
 from rich.table import Table
 
@@ -17,6 +19,17 @@ def _metric_rows(values: dict) -> list[tuple[str, str]]:
     return out
 
 
+def split_line(split: str, values: dict) -> str:
+    """The split's name with how many samples it holds (images, or faces for the face tasks),
+    unless the name already says."""
+    if re.search(r"\d[\d,]* (images|faces|photos)", split):
+        return split
+    for key in ("images", "faces"):
+        if key in values:
+            return f"{split} ({int(values[key]):,} {key})"
+    return split
+
+
 def print_evaluation(ev) -> None:
     """Metrics, the paper's row for the same setting beside mbv1's, and the task's details."""
     from mbv1.engine.report import paper_comparison
@@ -25,8 +38,7 @@ def print_evaluation(ev) -> None:
     c.print(f"[bold]{escape(str(ev.checkpoint))}[/]: {ev.task.name}, MobileNetV1 "
             f"α={meta.get('alpha')} at {meta.get('resolution') or meta.get('input_size')} px, "
             f"recipe: {escape(str(meta.get('recipe', '?')))}")
-    c.print(f"split: {escape(m.split)}" + ("" if "images" in m.split else
-                                           f" ({int(m.values.get('images', 0)):,} images)"))
+    c.print(f"split: {escape(split_line(m.split, m.values))}")
     t = Table(title="mbv1")
     t.add_column("metric")
     t.add_column("value", justify="right")

@@ -113,6 +113,34 @@ def find_body(model: nn.Module) -> tuple[str, MobileNetV1]:
                     "(model.init, model.freeze, model.norm_eval) need one")
 
 
+def init_alpha(init: InitWeights) -> float | None:
+    """The width multiplier of the body in ``init`` (conv0 has 32α filters)."""
+    prefix = _body_prefix(init.state)
+    if prefix is None:
+        return None
+    return int(init.state[prefix + "conv0.conv.weight"].shape[0]) / 32
+
+
+def drop_default_init(cfg, init: InitWeights) -> str | None:
+    """When ``model.init`` came from the task's default recipe and the command line asked for
+    another width, the default weights cannot apply: clear ``model.init`` (and the recipe's
+    ``model.freeze``, which only makes sense on pretrained weights) and return the note to
+    print. A ``model.init`` the user chose is never dropped (a mismatch then fails)."""
+    alpha = init_alpha(init)
+    if "model.init" in cfg.explicit or alpha is None or "model.alpha" not in cfg.explicit \
+            or abs(alpha - cfg.model.alpha) < 1e-6:
+        return None
+    name = cfg.model.init
+    cfg.set("model.init", None, explicit=False)
+    if "model.freeze" not in cfg.explicit:
+        cfg.set("model.freeze", None, explicit=False)
+    if "run.recipe" not in cfg.explicit:
+        cfg.set("run.recipe", f"task {cfg.task}'s default recipe without its model.init={name} "
+                f"(α={cfg.model.alpha:g} from scratch)", explicit=False)
+    return (f"note: the default recipe's model.init={name} is an α={alpha:g} body and "
+            f"model.alpha={cfg.model.alpha:g} was asked: training from scratch, nothing frozen")
+
+
 def _body_prefix(state: dict) -> str | None:
     for k in state:
         if k.endswith("conv0.conv.weight"):

@@ -14,11 +14,20 @@ import mbv1
 from mbv1.backbone.costs import count_costs
 
 
+def recipe_line(cfg) -> str:
+    """The recipe a run uses, in one line: its ``run.recipe`` (a task's default recipe names
+    itself there), else the recipe files and overrides it came from."""
+    extra = ", ".join(cfg.source)
+    if cfg.run.recipe:
+        return cfg.run.recipe + (f" (+ {extra})" if extra else "")
+    return extra or f"mbv1 defaults of task {cfg.task}"
+
+
 def build_meta(task, cfg, model: nn.Module, data, info: dict, init, command: str | None,
                run_dir: Path) -> dict:
     """Meta of a run's checkpoints; ``metrics`` is filled in after each evaluation."""
     costs = count_costs(model, cfg.model.resolution, forward=task.cost_forward())
-    recipe = cfg.run.recipe or (", ".join(cfg.source) if cfg.source else "mbv1 defaults")
+    recipe = recipe_line(cfg)
     return {
         **info,
         "task": task.name,

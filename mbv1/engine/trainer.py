@@ -31,7 +31,7 @@ from mbv1.engine import distributed as D
 from mbv1.engine import finetune, runs, seeding
 from mbv1.engine.config import RESUME_MUTABLE, Config, config_from_dict
 from mbv1.engine.ema import ModelEMA
-from mbv1.engine.meta import build_meta
+from mbv1.engine.meta import build_meta, recipe_line
 from mbv1.engine.optim import build_optimizer, build_scheduler
 from mbv1.engine.progress import Progress
 from mbv1.engine.sampler import ResumableSampler
@@ -150,6 +150,8 @@ class Trainer:
     def run(self) -> TrainResult:
         self._run_dir()
         self._build()
+        if self.env.is_main and self.ckpt is None:
+            self.cfg.save(self.run_dir / runs.CONFIG)  # as resolved (init weights' numerics)
         if self.ckpt is not None:
             self._restore()
         try:
@@ -180,6 +182,13 @@ class Trainer:
         init = None
         if cfg.model.init and self.ckpt is None:
             init = finetune.read_init(cfg.model.init, cfg.model.init_format)
+            note = finetune.drop_default_init(cfg, init)
+            if note:
+                self.progress.log(note)
+                init = None
+        if self.ckpt is None:
+            self.progress.log(f"recipe: {recipe_line(cfg)}")
+        if init is not None:
             self._adopt(init)
         self.task = self.task_cls(cfg, env.device)
         self.task.run_dir = self.run_dir

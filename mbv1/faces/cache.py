@@ -152,7 +152,7 @@ def _identity_folder(path: Path, root: Path | None) -> str | None:
 
 def extract_faces(sources: Iterable[str | Path | dict], root: str | Path, finder,
                   vid_stride: int = 1, max_frames: int | None = None,
-                  progress: Callable[[str, int, int], None] | None = None,
+                  progress: Callable[[str, int, int | None, int], None] | None = None,
                   warn: Callable[[str], None] | None = None) -> CropCache:
     """Detect, align and cache the faces of ``sources`` into ``root``; returns the cache.
 
@@ -165,7 +165,9 @@ def extract_faces(sources: Iterable[str | Path | dict], root: str | Path, finder
         finder: a :class:`mbv1.faces.pipeline.FaceFinder`.
         vid_stride: every N-th video frame.
         max_frames: stop a source after this many processed frames.
-        progress: ``progress(source, frames_done, faces_total)``.
+        progress: ``progress(source, frames_done, frames_total, faces_found)``, counted over
+            all sources still to extract (``frames_total`` None when unknown, e.g. a camera),
+            e.g. :class:`mbv1.faces.sources.ExtractionProgress`.
     """
     root = Path(root)
     (root / "crops").mkdir(parents=True, exist_ok=True)
@@ -192,14 +194,23 @@ def extract_faces(sources: Iterable[str | Path | dict], root: str | Path, finder
     next_id = len(records)
     with open(root / INDEX, "w") as f:
         f.writelines(json.dumps(asdict(r)) + "\n" for r in records)
+    pending = [spec for spec in specs if str(spec["source"]) not in done]
+    counts = [_frame_count(spec, int(spec.get("vid_stride", vid_stride)), max_frames)
+              for spec in pending] if progress else []
+    total = None if None in counts else sum(counts)
+    before = [0, 0]  # frames and faces of the sources finished in this call
+
+    def source_progress(name: str, frames: int, faces: int) -> None:
+        progress(name, before[0] + frames, total, before[1] + faces)
+
     with open(root / INDEX, "a") as index:
-        for spec in specs:
+        for spec in pending:
             name = str(spec["source"])
-            if name in done:
-                continue
             frames, n = _extract_source(spec, root, finder, index, next_id,
                                         int(spec.get("vid_stride", vid_stride)), max_frames,
-                                        progress, warn)
+                                        source_progress if progress else None, warn)
+            before[0] += frames
+            before[1] += n
             next_id += n
             done[name] = {"key": _key(spec, vid_stride, max_frames), "frames": frames,
                           "faces": n, "group": str(spec.get("group") or name)}
@@ -256,6 +267,20 @@ def _extract_source(spec: dict, root: Path, finder, index, next_id: int, stride:
             break
     index.flush()
     return frames, n
+
+
+def _frame_count(spec: dict, stride: int, max_frames: int | None) -> int | None:
+    """Frames :func:`_extract_source` will process for ``spec`` (None: unknown)."""
+    from mbv1.media import resolve_source
+
+    src = resolve_source(str(spec["source"]))
+    if src.kind == "images":
+        n = len(src.paths)
+    elif src.frame_count:
+        n = -(-src.frame_count // stride)
+    else:
+        return None
+    return min(n, max_frames) if max_frames else n
 
 
 def _key(spec: dict, vid_stride: int, max_frames: int | None) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 
 from mbv1.errors import MBV1Error
 
-__all__ = ["Joined", "balance_by_source", "holdout", "progress_printer", "source_specs",
+__all__ = ["Joined", "balance_by_source", "holdout", "ExtractionProgress", "source_specs",
            "split_fraction", "split_note"]
 
 
@@ -103,14 +103,64 @@ class Joined:
         return self.a.attr_crop(i) if i < len(self.a) else self.b.attr_crop(i - len(self.a))
 
 
-def progress_printer(log):
-    state = {"last": None}
+class ExtractionProgress:
+    """Progress of face extraction (detect, align, crop) over all sources, with an estimate of
+    the time left: a rich bar on stderr at a terminal, otherwise a line through ``log`` about
+    every tenth of the work. Use as a context manager; pass the object as ``progress``."""
 
-    def fn(source: str, frames: int, faces: int) -> None:
-        if (frames == 1 or frames % 50 == 0) and state["last"] != (source, frames):
-            log(f"  {Path(source).name}: {frames} frames, {faces} faces")
-            state["last"] = (source, frames)
+    def __init__(self, label: str, log, tty: bool | None = None):
+        import sys
 
-    return fn
+        self.label, self.log = label, log
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self._bar = self._task = None
+        self._t0 = None
+        self._next = 0.0
+
+    def __enter__(self) -> ExtractionProgress:
+        import time
+
+        self._t0 = time.perf_counter()
+        if self.tty:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("frames, {task.fields[faces]} faces"),
+                                 TimeElapsedColumn(), TimeRemainingColumn(),
+                                 console=Console(stderr=True), transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(self.label, total=None, faces=0)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def __call__(self, source: str, frames: int, total: int | None, faces: int) -> None:
+        import time
+
+        if self._bar is not None:
+            self._bar.update(self._task, completed=frames, total=total, faces=faces)
+            return
+        done = frames / total if total else None
+        if done is None:
+            if frames == 1 or frames % 100 == 0:
+                self.log(f"  {self.label}: {frames} frames, {faces} faces ({Path(source).name})")
+            return
+        if done + 1e-9 < self._next and frames != total:
+            return
+        self._next = done + 0.1
+        elapsed = time.perf_counter() - self._t0
+        eta = f", about {elapsed * (1 - done) / done:.0f} s left" if done > 0 else ""
+        self.log(f"  {self.label}: {frames}/{total} frames ({100 * done:.0f}%), {faces} faces, "
+                 f"{elapsed:.0f} s{eta}")
 
 

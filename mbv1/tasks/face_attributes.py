@@ -11,7 +11,7 @@ plus teacher agreement against a constant predictor. See :mod:`mbv1.faces.distil
 from __future__ import annotations
 
 from mbv1 import paper
-from mbv1.faces.distill import FaceDistillTask
+from mbv1.faces.distill import ATTRIBUTE_RECIPE, FaceDistillTask
 
 
 class FaceAttributesTask(FaceDistillTask):
@@ -19,5 +19,6 @@ class FaceAttributesTask(FaceDistillTask):
 
     name = "face-attributes"
     groups = ("attributes",)
+    defaults = ATTRIBUTE_RECIPE
     primary_metric = "mean_ap"
     paper_metric = paper.FACE_ATTR
