@@ -162,7 +162,7 @@ class VideoSink:
 def increment_dir(root: Path, name: str, exist_ok: bool = False) -> Path:
     """``root/name``, or ``name-2``, ``name-3``… when it exists (unless ``exist_ok``): the
     training engine's run-folder rule, for prediction runs (``runs/detect/predict-2``)."""
-    from mbv1.engine.runs import new_run_dir
+    from mbv1.run_dirs import new_run_dir
 
     root = Path(root)
     return new_run_dir(root.parent, root.name, name, exist_ok)

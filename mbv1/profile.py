@@ -1,11 +1,8 @@
 """Paper-vs-mbv1 cost tables: every params / mult-adds figure of Tables 2–9 recomputed from
-the built modules (``mbv1 profile``). Tasks add their own rows (SSD, PlaNet, faces) through
-``task_rows``."""
+the built modules (``mbv1 profile``). Each task declares its own rows (SSD, PlaNet, faces):
+``Task.cost_rows``, gathered by :func:`mbv1.tasks.cost_rows`."""
 
 from __future__ import annotations
-
-import math
-from dataclasses import asdict, dataclass
 
 from torch import nn
 
@@ -13,52 +10,7 @@ from mbv1 import paper
 from mbv1.backbone import MobileNetV1
 from mbv1.backbone.costs import Costs, count_costs
 from mbv1.backbone.layers import ConvBNAct, DepthwiseSeparable
-
-TOLERANCE_PCT = 0.5
-
-
-@dataclass
-class ProfileRow:
-    """One compared figure. ``unit`` is ``M`` (millions) or ``%``."""
-
-    table: str
-    model: str
-    quantity: str  # "params", "mult-adds", "mult-adds share", "params share"
-    unit: str
-    paper: float
-    mbv1: float
-    note: str = ""
-    weights_only: float | None = None  # params rows: conv/FC weights alone (no BN, no bias)
-    corrected: float | None = None  # where the printed figure is a known misprint (paper.QUIRKS)
-
-    @property
-    def diff(self) -> float:
-        return self.mbv1 - self.paper
-
-    @property
-    def ok(self) -> bool:
-        """Within 0.5% of the paper or equal at its printed precision (rounded or truncated);
-        Table 2's percentages within 0.1 points. Params rows also accept the weights-only
-        count, which some of the paper's rows use (e.g. Table 9's 1.32 M)."""
-        if self.unit == "%":
-            target = self.corrected if self.corrected is not None else self.paper
-            return abs(self.mbv1 - target) <= 0.1
-        return any(self._agrees(v) for v in (self.mbv1, self.weights_only) if v is not None)
-
-    def _agrees(self, value: float) -> bool:
-        d = printed_decimals(self.paper)
-        scale = 10**d
-        return (abs(value - self.paper) <= TOLERANCE_PCT / 100 * abs(self.paper)
-                or round(value, d) == round(self.paper, d)
-                or math.floor(value * scale + 1e-9) / scale == self.paper)
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "diff": round(self.diff, 4), "ok": self.ok}
-
-
-def printed_decimals(value: float) -> int:
-    text = repr(float(value))
-    return 0 if text.endswith(".0") else len(text.split(".")[1])
+from mbv1.profile_row import ProfileRow
 
 
 def backbone_costs(alpha: float, resolution: int, variant: str = "separable",
@@ -128,15 +80,9 @@ def table10_rows() -> list[ProfileRow]:
 
 
 def paper_rows() -> list[ProfileRow]:
-    """Every backbone cost figure of Tables 2–10, paper beside mbv1."""
-    return table2_rows() + table3_rows() + imagenet_rows() + table10_rows() + task_rows()
-
-
-def task_rows() -> list[ProfileRow]:
-    """Cost rows contributed by the task modules (detection, geolocation, faces)."""
-    from mbv1.tasks import cost_rows  # lazy: tasks import heavier modules
-
-    return cost_rows()
+    """Every backbone cost figure of Tables 2–10, paper beside mbv1 (the tasks' own rows:
+    :func:`mbv1.tasks.cost_rows`)."""
+    return table2_rows() + table3_rows() + imagenet_rows() + table10_rows()
 
 
 def custom_rows(alpha: float, resolution: int, variant: str = "separable",

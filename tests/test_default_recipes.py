@@ -56,7 +56,8 @@ def test_every_task_default_config_resolves(task):
 def test_default_init_gives_way_to_an_asked_width_but_a_chosen_init_does_not():
     import torch
 
-    from mbv1.engine.finetune import InitWeights, drop_default_init
+    from mbv1.backbone.pretrained import InitWeights
+    from mbv1.engine.finetune import drop_default_init
 
     init = InitWeights({"backbone.conv0.conv.weight": torch.zeros(32, 3, 3, 3)}, "face-ssd")
     cls = get_task("face-attributes")

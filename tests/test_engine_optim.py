@@ -126,7 +126,7 @@ def test_sampler_shards_keep_global_batches_and_resume():
 
 
 def test_sample_seeds_are_independent_of_workers():
-    from mbv1.engine.seeding import sample_seed
+    from mbv1.seeding import sample_seed
 
     seeds = {sample_seed(0, e, i) for e in range(3) for i in range(100)}
     assert len(seeds) == 300 and sample_seed(0, 1, 5) == sample_seed(0, 1, 5)

@@ -128,7 +128,7 @@ def photo_tree(tmp_path):
 
 
 def test_extract_faces_identities_groups_and_rerun(tmp_path, photo_tree):
-    from mbv1.faces.distill import source_specs
+    from mbv1.faces.sources import source_specs
 
     specs = source_specs(str(photo_tree))
     assert [s["source"].split("/")[-1] for s in specs] == ["alice", "bob", "clip.avi", "group.png"]
@@ -319,7 +319,7 @@ def test_celeba_reader_on_the_official_format(tmp_path):
 
 
 def test_student_heads_projection_and_losses():
-    from mbv1.faces.distill import embedding_loss, soft_cross_entropy
+    from mbv1.faces.losses import embedding_loss, soft_cross_entropy
     from mbv1.faces.model import FaceStudent, HeadsConfig
 
     heads = HeadsConfig(["gender", "expression", "age", "embedding", "celeba"], embedding_dim=64)

@@ -12,10 +12,9 @@ from PIL import Image
 from mbv1.engine import load_config, train
 from mbv1.errors import MBV1Error
 from mbv1.faces.cache import CropCache, extract_faces
-from mbv1.faces.distill import soft_cross_entropy
+from mbv1.faces.losses import soft_cross_entropy
 from mbv1.faces.pipeline import Face
-from mbv1.tasks.face_attributes import FaceAttributesTask
-from mbv1.tasks.face_embeddings import FaceEmbeddingsTask, FacesTask
+from mbv1.tasks.faces import FaceAttributesTask, FaceEmbeddingsTask, FacesTask
 
 FAST = ["model.alpha=0.25", "model.resolution=32", "train.workers=0", "train.batch_size=8",
         "train.epochs=2", "train.warmup_epochs=0", "run.tensorboard=false"]
@@ -39,7 +38,7 @@ class WholeImage:
 def cache(tmp_path_factory):
     """4 identity folders x 5 photos; targets: gender/expression/age and a 512-d embedding
     that depend on the person (so a student can learn them), written as the teachers' cache."""
-    from mbv1.faces.distill import source_specs
+    from mbv1.faces.sources import source_specs
 
     root = tmp_path_factory.mktemp("faces")
     rng = np.random.default_rng(0)
@@ -194,7 +193,7 @@ def test_face_student_starts_from_the_face_detector_body(cache, tmp_path, monkey
 
 
 def test_named_init_that_is_not_pulled_says_what_to_do(tmp_path, monkeypatch):
-    from mbv1.engine.finetune import read_init
+    from mbv1.backbone.pretrained import read_init
 
     monkeypatch.setenv("MBV1_CACHE", str(tmp_path / "empty"))
     with pytest.raises(MBV1Error, match="mbv1 weights pull"):

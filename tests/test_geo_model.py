@@ -9,19 +9,18 @@ import torch.nn.functional as F
 
 from mbv1.backbone.mobilenet import MobileNetV1
 from mbv1.geo.cells import build_partition
+from mbv1.geo.costs import cells_for_params, geo_costs
 from mbv1.geo.data import GeoDataset, read_csv
-from mbv1.geo.synthetic import make_synthetic_geo
-from mbv1.tasks.geolocation import (
+from mbv1.geo.model import (
     GeoLoss,
     GeoModel,
     build_geo_loss,
     build_geo_model,
-    cells_for_params,
     decode,
     evaluate,
-    geo_costs,
     predict,
 )
+from mbv1.geo.synthetic import make_synthetic_geo
 
 
 @pytest.fixture(scope="module")

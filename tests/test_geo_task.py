@@ -12,12 +12,12 @@ from mbv1.engine.config import load_config
 from mbv1.errors import MBV1Error
 from mbv1.geo import sources
 from mbv1.geo.cells import Partition, build_partition
+from mbv1.geo.costs import geo_cost_rows
 from mbv1.geo.data import gps_exif, read_csv
 from mbv1.geo.synthetic import make_synthetic_geo
 from mbv1.tasks import get_task
 from mbv1.tasks.geolocation import (
     GeolocationTask,
-    geo_cost_rows,
     partition_from_meta,
     partition_info,
 )

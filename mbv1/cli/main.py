@@ -54,7 +54,9 @@ def profile(
     from mbv1 import profile as prof
 
     if alpha is None and resolution is None:
-        rows = prof.paper_rows()
+        from mbv1.tasks import cost_rows
+
+        rows = prof.paper_rows() + cost_rows()
         if json_out:
             common.print_json({"rows": [r.to_dict() for r in rows],
                                "all_ok": all(r.ok for r in rows)})
@@ -102,10 +104,22 @@ def weights_pull(
     for name in names:
         root = assets.fetch(name, source=source, verify=not no_verify)
         common.console().print(f"[green]ok[/] {name}: {root}")
-    from mbv1.tasks import convert_pulled
-
     for line in convert_pulled(names):
         common.console().print(line)
+
+
+def convert_pulled(names: list[str]) -> list[str]:
+    """Convert freshly pulled assets into mbv1 checkpoints; returns lines to print."""
+    from mbv1.assets import asset_dir
+
+    lines = []
+    if "face-api" in names:
+        from mbv1.detection.face_model import convert_face_api, default_checkpoint
+
+        if not default_checkpoint().exists():
+            convert_face_api(asset_dir("face-api"))
+        lines.append(f"[green]ok[/] face detector (SSD-MobileNetV1, WIDER FACE) → {default_checkpoint()}")
+    return lines
 
 
 @weights_app.command("convert")
@@ -125,7 +139,7 @@ def weights_convert(
 @app.command()
 def demo(source: Annotated[str | None, typer.Argument(help="Video or image (default: a real video from the asset cache).")] = None):
     """The README's first command: mbv1's main job on its embedded default."""
-    from mbv1.tasks import run_demo
+    from mbv1.cli.detect import run_demo
 
     run_demo(source)
 

@@ -15,8 +15,8 @@ from torch.utils.data import Dataset
 from mbv1.datasets.augment import Transform, to_tensor
 from mbv1.datasets.folder import Sample
 from mbv1.datasets.images import load_rgb
-from mbv1.engine.seeding import sample_seed
 from mbv1.errors import MBV1Error
+from mbv1.seeding import sample_seed
 
 
 class ClassificationDataset(Dataset):

@@ -199,7 +199,7 @@ class CocoDetection(torch.utils.data.Dataset):
             boxes = boxes * np.array([w / info["width"], h / info["height"]] * 2, np.float32)
         boxes, labels = boxes.copy(), labels.copy()
         if self.transform is not None:
-            from mbv1.engine.seeding import sample_seed
+            from mbv1.seeding import sample_seed
 
             seed = None if self.seed is None else sample_seed(self.seed, self.epoch, index)
             image, boxes, labels = self.transform(image, boxes, labels, seed)

@@ -160,7 +160,7 @@ class SSDAugment:
                  seed: int | None = None):
         """``(image uint8 HxWx3, boxes px xyxy [K, 4], labels [K])`` → same at the output size.
 
-        ``seed``: this sample's seed (``mbv1.engine.seeding.sample_seed(seed, epoch, index)``),
+        ``seed``: this sample's seed (``mbv1.seeding.sample_seed(seed, epoch, index)``),
         making its augmentation a pure function of it; ``None`` continues the transform's own
         stream (seeded by the constructor).
         """

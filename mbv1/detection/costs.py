@@ -5,15 +5,14 @@ from __future__ import annotations
 from mbv1 import paper
 from mbv1.backbone.costs import count_costs
 from mbv1.detection.ssd import SSD, SSDConfig
+from mbv1.profile_row import ProfileRow
 
 
 def ssd_costs(num_classes: int = 90, alpha: float = 1.0, resolution: int = 300):
     return count_costs(SSD(SSDConfig(num_classes=num_classes, alpha=alpha)), resolution)
 
 
-def detection_cost_rows() -> list:
-    from mbv1.profile import ProfileRow
-
+def detection_cost_rows() -> list[ProfileRow]:
     rows = []
     for r in paper.TABLE13:
         if r.alpha is None or not r.model.startswith("SSD"):

@@ -1,6 +1,6 @@
 """The training engine shared by every task (docs/engine.md).
 
-``train(task_cls, cfg)`` runs a task (:class:`mbv1.tasks.base.Task`) with a resolved config
+``train(task_cls, cfg)`` runs a task (:class:`mbv1.engine.task.Task`) with a resolved config
 (:mod:`mbv1.engine.config`) into ``runs/<task>/<name>/``; ``resume_config`` rebuilds the
 config of a run to continue; :mod:`mbv1.engine.evaluate` and :mod:`mbv1.engine.report` read
 the checkpoints back.

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from mbv1.checkpoint import load_checkpoint, load_model_state
 from mbv1.engine.config import Config, config_from_dict
 from mbv1.engine.distributed import resolve_device
-from mbv1.tasks.base import FrozenTeacher, Metrics, Task
+from mbv1.engine.task import FrozenTeacher, Metrics, Task
 
 
 @dataclass

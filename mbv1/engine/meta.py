@@ -15,12 +15,13 @@ from mbv1.backbone.costs import count_costs
 
 
 def recipe_line(cfg) -> str:
-    """The recipe a run uses, in one line: its ``run.recipe`` (a task's default recipe names
-    itself there), else the recipe files and overrides it came from."""
+    """The recipe a run uses, in one line: ``run.recipe`` as a recipe file or ``--set`` gave
+    it; a task's default recipe (which names itself there) with the files and overrides laid
+    over it; else those files and overrides."""
     extra = ", ".join(cfg.source)
-    if cfg.run.recipe:
+    if cfg.run.recipe and "run.recipe" not in cfg.explicit:  # the task's default, and changes
         return cfg.run.recipe + (f" (+ {extra})" if extra else "")
-    return extra or f"mbv1 defaults of task {cfg.task}"
+    return cfg.run.recipe or extra or f"mbv1 defaults of task {cfg.task}"
 
 
 def build_meta(task, cfg, model: nn.Module, data, info: dict, init, command: str | None,

@@ -13,25 +13,9 @@ import math
 from pathlib import Path
 
 from mbv1.checkpoint import atomic_write
-from mbv1.errors import MBV1Error
+from mbv1.run_dirs import new_run_dir  # noqa: F401  (the engine's run folders)
 
 CONFIG, METRICS, LAST, BEST = "config.yaml", "metrics.csv", "last.pt", "best.pt"
-
-
-def new_run_dir(project: str | Path, task: str, name: str, exist_ok: bool = False) -> Path:
-    """Create and return ``project/task/name`` (or ``name-2``, ``name-3``...)."""
-    if not name or "/" in name or name in (".", ".."):
-        raise MBV1Error(f"run.name must be a plain folder name; got {name!r}")
-    base = Path(project) / task
-    base.mkdir(parents=True, exist_ok=True)
-    candidate, n = base / name, 1
-    while True:
-        try:
-            candidate.mkdir(exist_ok=exist_ok)
-            return candidate
-        except FileExistsError:
-            n += 1
-            candidate = base / f"{name}-{n}"
 
 
 def read_metrics(path: Path) -> list[dict]:

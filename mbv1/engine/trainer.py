@@ -26,17 +26,19 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from mbv1 import seeding
+from mbv1.backbone.pretrained import InitWeights, read_init
 from mbv1.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from mbv1.engine import distributed as D
-from mbv1.engine import finetune, runs, seeding
+from mbv1.engine import finetune, runs
 from mbv1.engine.config import RESUME_MUTABLE, Config, config_from_dict
 from mbv1.engine.ema import ModelEMA
 from mbv1.engine.meta import build_meta, recipe_line
 from mbv1.engine.optim import build_optimizer, build_scheduler
 from mbv1.engine.progress import Progress
 from mbv1.engine.sampler import ResumableSampler
+from mbv1.engine.task import FrozenTeacher, Metrics, Task
 from mbv1.errors import MBV1Error
-from mbv1.tasks.base import FrozenTeacher, Metrics, Task
 
 
 @dataclass
@@ -181,7 +183,7 @@ class Trainer:
         seeding.seed_everything(t.seed, env.rank)
         init = None
         if cfg.model.init and self.ckpt is None:
-            init = finetune.read_init(cfg.model.init, cfg.model.init_format)
+            init = read_init(cfg.model.init, cfg.model.init_format)
             note = finetune.drop_default_init(cfg, init)
             if note:
                 self.progress.log(note)
@@ -226,7 +228,7 @@ class Trainer:
                 model, device_ids=ids, find_unused_parameters=t.find_unused_parameters)
         self._loaders()
 
-    def _adopt(self, init: finetune.InitWeights) -> None:
+    def _adopt(self, init: InitWeights) -> None:
         """Init weights bring their numerics (padding, BN eps...) and preprocessing, except
         where the recipe or command line chose otherwise."""
         cfg = self.cfg

@@ -82,7 +82,7 @@ class FaceCropDataset(Dataset):
         return len(self.indices)
 
     def _rng(self, i: int) -> np.random.Generator:
-        from mbv1.engine.seeding import sample_seed
+        from mbv1.seeding import sample_seed
 
         return np.random.default_rng(sample_seed(self.seed, self.epoch, i))
 

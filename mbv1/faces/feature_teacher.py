@@ -51,10 +51,10 @@ class BodyFeatureTeacher(nn.Module):
 def load_feature_teacher(spec: str, layers: list[str], student_mean, student_std) -> BodyFeatureTeacher:
     """``spec``: ``face-ssd`` or an mbv1 checkpoint / run folder / peer weights file holding a
     MobileNetV1 body (anything ``model.init`` reads)."""
-    from mbv1.engine.finetune import _body_prefix, read_init
+    from mbv1.backbone.pretrained import body_prefix, read_init
 
     init = read_init(spec)
-    prefix = _body_prefix(init.state)
+    prefix = body_prefix(init.state)
     if prefix is None:
         raise MBV1Error(f"distill.feature_teacher={spec}: {init.source} has no MobileNetV1 body")
     stem = init.state[prefix + "conv0.conv.weight"].shape[0]

@@ -159,7 +159,8 @@ class ExtractionProgress:
             return
         self._next = done + 0.1
         elapsed = time.perf_counter() - self._t0
-        eta = f", about {elapsed * (1 - done) / done:.0f} s left" if done > 0 else ""
+        eta = ("" if frames >= total else
+               f", about {elapsed * (1 - done) / done:.0f} s left" if done > 0 else "")
         self.log(f"  {self.label}: {frames}/{total} frames ({100 * done:.0f}%), {faces} faces, "
                  f"{elapsed:.0f} s{eta}")
 

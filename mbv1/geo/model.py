@@ -1,4 +1,4 @@
-"""Table 11's model: PlaNet geolocation on a MobileNetV1 body — model, loss, prediction, costs.
+"""Table 11's model: PlaNet geolocation on a MobileNetV1 body — model, loss, prediction.
 
 PlaNet (Weyand et al. 2016) casts geolocation as classification over an adaptive S2 partition
 of the globe (:mod:`mbv1.geo.cells`). The paper's MobileNet PlaNet is the 1.0 MobileNet-224
@@ -6,7 +6,7 @@ body with a final layer over the cells: 13 M params = 3 M body + 10 M final laye
 mult-adds. With mbv1's counting (BatchNorm γ/β included, FC bias included) the body has
 3,206,976 params and each cell adds 1,025 (1,024 weights + bias), so 13 M params is
 9,554 cells (12,999,826 params, 577.5 M mult-adds); the published partition's 26,263 cells
-would give 30.1 M. :func:`cells_for_params` and :func:`geo_costs` compute these.
+would give 30.1 M. :mod:`mbv1.geo.costs` computes these.
 
 A prediction is the probability over cells; the predicted location is the centroid of the
 training photos in the most probable cell (PlaNet's choice), named by the nearest city.
@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mbv1.backbone.costs import count_costs
 from mbv1.backbone.mobilenet import MobileNetV1
 from mbv1.errors import MBV1Error
 from mbv1.geo.cells import Partition
@@ -353,49 +352,3 @@ def prior_metrics(partition: Partition, true_lat, true_lon, continents=None) -> 
 
 
 # --- costs ----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class GeoCosts:
-    """Costs of a GeoModel for one image; ``final_layer_params`` = (features + 1) · cells."""
-
-    num_cells: int
-    alpha: float
-    resolution: int
-    params: int
-    mult_adds: int
-    body_params: int
-    final_layer_params: int
-
-    def __str__(self) -> str:
-        return (f"PlaNet MobileNet α={self.alpha} at {self.resolution}, {self.num_cells} cells: "
-                f"{self.params / 1e6:.2f} M params ({self.body_params / 1e6:.2f} M body + "
-                f"{self.final_layer_params / 1e6:.2f} M final layer), "
-                f"{self.mult_adds / 1e6:.1f} M mult-adds | paper Table 11: "
-                f"{PAPER_ROW.params_m:g} M params, {PAPER_ROW.mult_adds_m:g} M mult-adds")
-
-
-def geo_costs(num_cells: int, alpha: float = 1.0, resolution: int = 224,
-              **backbone_kw) -> GeoCosts:
-    """Params and mult-adds of :func:`build_geo_model` (counted by ``count_costs``).
-
-    Args:
-        num_cells: classes.
-        alpha: width multiplier.
-        resolution: input side in pixels (the resolution multiplier).
-    """
-    model = build_geo_model(num_cells, alpha=alpha, **backbone_kw)
-    c = count_costs(model, resolution)
-    final = sum(p.numel() for p in model.classifier.parameters())
-    return GeoCosts(num_cells, alpha, resolution, c.params, c.mult_adds, c.params - final, final)
-
-
-def cells_for_params(params: float = PAPER_ROW.params_m * 1e6, alpha: float = 1.0,
-                     **backbone_kw) -> int:
-    """The cell count whose GeoModel has closest to ``params`` parameters (13 M → 9,554)."""
-    body = MobileNetV1(alpha=alpha, num_classes=0, **backbone_kw)
-    body_params = sum(p.numel() for p in body.parameters())
-    per_cell = body.num_features + 1
-    cells = round((params - body_params) / per_cell)
-    if cells < 1:
-        raise ValueError(f"{params:.0f} params is less than the body's {body_params} + one cell")
-    return int(cells)

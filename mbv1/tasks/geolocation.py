@@ -32,6 +32,7 @@ from torch import nn
 
 from mbv1.datasets import augment
 from mbv1.engine.config import DataConfig
+from mbv1.engine.task import Datasets, Metrics, Task, row_dict
 from mbv1.errors import MBV1Error
 from mbv1.geo import sources
 from mbv1.geo.cells import Partition, PartitionConfig, build_partition
@@ -44,25 +45,21 @@ from mbv1.geo.metrics import (
 )
 from mbv1.geo.model import (  # noqa: F401  (the model API is re-exported here)
     PAPER_ROW,
-    GeoCosts,
     GeoLoss,
     GeoModel,
     GeoOutputs,
     GeoPrediction,
     build_geo_loss,
     build_geo_model,
-    cells_for_params,
     check_partition,
     collect,
     decode,
     evaluate,
-    geo_costs,
     logits_to_latlon,
     predict,
     prior_metrics,
 )
 from mbv1.paper import TABLE11
-from mbv1.tasks.base import Datasets, Metrics, Task, row_dict
 
 PAPER_METRIC = "Im2GPS % within 2500 km (continent)"
 PHOTO_DETAILS_MAX = 25  # evaluations this small list every photo (path, truth, error)
@@ -218,6 +215,12 @@ class GeolocationTask(Task):
         return self.partition.save(Path(run_dir) / "partition.csv")
 
     # -- model ---------------------------------------------------------------------------
+    @classmethod
+    def cost_rows(cls) -> list:
+        from mbv1.geo.costs import geo_cost_rows
+
+        return geo_cost_rows()
+
     def build_model(self, info: dict) -> nn.Module:
         part = partition_from_meta(info)
         if self.cfg.partition.file:
@@ -319,20 +322,3 @@ def _photo_details(out: GeoOutputs, records) -> list[dict]:
                      "pred_lon": float(out.pred_lon[i]), "km": float(km[i]),
                      "place": f"{pl.name}, {pl.country}"})
     return rows
-
-
-def geo_cost_rows() -> list:
-    """``mbv1 profile``: Table 11's PlaNet MobileNet (13 M params, 0.58 B mult-adds) beside
-    mbv1's GeoModel with the cell count that 13 M params implies (9,554 at α=1, 224 px)."""
-    from mbv1.paper import QUIRKS
-    from mbv1.profile import ProfileRow
-
-    cells = cells_for_params()
-    c = geo_costs(cells, PAPER_ROW.alpha, PAPER_ROW.resolution)
-    model = f"{PAPER_ROW.model} ({cells:,} cells)"
-    note = (f"{c.body_params / 1e6:.2f} M body + {c.final_layer_params / 1e6:.2f} M final layer "
-            f"(paper: 3 M + 10 M)")
-    return [ProfileRow(PAPER_ROW.table, model, "mult-adds", "B", PAPER_ROW.mult_adds_m / 1000,
-                       c.mult_adds / 1e9, QUIRKS["table11_units"]),
-            ProfileRow(PAPER_ROW.table, model, "params", "M", PAPER_ROW.params_m, c.params / 1e6,
-                       note)]

@@ -181,6 +181,12 @@ class Task:
         fields plus ``comparable`` (same dataset and label set) and ``note``."""
         return []
 
+    @classmethod
+    def cost_rows(cls) -> list:
+        """The paper's cost figures for this task as :class:`mbv1.profile_row.ProfileRow`,
+        counted from built modules, no data needed (``mbv1 profile``)."""
+        return []
+
     def describe(self, metrics: Metrics, info: dict) -> list[str]:
         """Extra lines for ``mbv1 eval`` (per-class accuracy, confusions ...); rich markup ok."""
         return []

@@ -1,4 +1,5 @@
-"""The face distillation tasks (Tables 12 and 14) on the shared engine.
+"""The face distillation tasks (Tables 12 and 14): ``mbv1 train face-attributes``,
+``face-embeddings`` and ``faces``.
 
 One task class, :class:`FaceDistillTask`, parametrised by the head groups it trains:
 
@@ -23,12 +24,8 @@ in the training loop or under DDP. No weight decay by default (the paper).
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -38,21 +35,15 @@ from torch import nn
 
 from mbv1 import paper
 from mbv1.engine.config import DataConfig, choice
+from mbv1.engine.task import Datasets, Metrics, Task, row_dict
 from mbv1.errors import MBV1Error
-from mbv1.faces import default_data
+from mbv1.faces.losses import embedding_loss, soft_cross_entropy
 from mbv1.faces.model import FaceStudent, HeadsConfig
-from mbv1.faces.sources import (
-    ExtractionProgress,
-    Joined,
-    balance_by_source,
-    holdout,
-    source_specs,
-    split_fraction,
-    split_note,
-)
-from mbv1.tasks.base import Datasets, Metrics, Task, row_dict
+from mbv1.faces.prepare import teacher_targets, training_sources
+from mbv1.faces.sources import balance_by_source
 
-__all__ = ["DistillConfig", "FaceData", "FaceDistillTask"]
+__all__ = ["DistillConfig", "FaceAttributesTask", "FaceData", "FaceDistillTask",
+           "FaceEmbeddingsTask", "FacesTask"]
 
 ATTRIBUTE_HEADS = ("gender", "expression", "age")
 
@@ -138,101 +129,9 @@ class FaceDistillTask(Task):
         self.info: dict = {}
 
     # -- data ------------------------------------------------------------------------------
-    def _finder_settings(self) -> dict:
-        d = self.cfg.data
-        return {"detector": d.detector, "landmarks": d.landmarks, "policy": d.crop,
-                "size": d.crop_size, "margin": d.margin}
-
-    def _finder(self):
-        from mbv1.faces.pipeline import FaceFinder
-
-        return FaceFinder(**self._finder_settings(), device=str(self.device))
-
     def _log(self, msg: str) -> None:
         # progress of data preparation: stderr, so that `mbv1 eval --json` prints only JSON
         print(msg, file=sys.stderr, flush=True)
-
-    def _extract(self, path: str, cache_root: str | None):
-        """Crop cache of the photos/videos at ``path`` (made once)."""
-        from mbv1.assets import cache_dir
-        from mbv1.faces.cache import CropCache, extract_faces
-
-        p = Path(path)
-        if (p / "meta.json").is_file() and (p / "faces.jsonl").exists():
-            return CropCache(p)  # already a crop cache
-        specs = source_specs(path)
-        finder = self._finder()
-        if cache_root is None:
-            key = json.dumps([str(p.resolve()), finder.describe(), self.cfg.data.vid_stride,
-                              self.cfg.data.max_frames], sort_keys=True)
-            stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", p.name).strip("._") or "data"
-            cache_root = str(cache_dir() / "faces" /
-                             f"{stem}-{hashlib.sha1(key.encode()).hexdigest()[:10]}")
-        self._log(f"faces: detecting and cropping {len(specs)} sources of {path} into {cache_root}")
-        with ExtractionProgress("faces", self._log) as progress:
-            return extract_faces(specs, cache_root, finder, self.cfg.data.vid_stride,
-                                 self.cfg.data.max_frames or None, progress=progress)
-
-    def _sources(self):
-        """(crop source, train indices, val indices, split description, celeba arrays)."""
-        d = self.cfg.data
-        if d.path is None:
-            from mbv1.faces.default_data import build_default_cache
-
-            finder = self._finder()
-            root = d.cache or str(default_data.default_cache_dir(finder.describe()))
-            if not Path(root, "meta.json").exists():
-                self._log(f"faces: building the embedded default data (real photos and videos "
-                          f"of the asset cache) into {root}")
-            with ExtractionProgress("faces", self._log) as progress:
-                cache = build_default_cache(finder, root, progress=progress)
-            train_src, val_src = default_data.split_sources(cache.sources())
-            if d.holdout:
-                train_src, val_src = holdout(cache.sources(), d.holdout)
-            split = default_data.SPLIT_NOTE if not d.holdout else split_note(val_src)
-            return cache, cache.indices(train_src), cache.indices(val_src), split, None
-        from mbv1.faces.data import CelebAFaces, is_celeba, read_celeba
-
-        if is_celeba(d.path):
-            from mbv1.assets import cache_dir
-
-            celeba = read_celeba(d.path)
-            key = hashlib.sha1(str(Path(d.path).resolve()).encode()).hexdigest()[:10]
-            root = Path(d.cache) if d.cache else cache_dir() / "faces" / f"celeba-{key}"
-            src = CelebAFaces(celeba, root, d.crop_size)
-            ev = 2 if d.celeba_eval == "test" else 1
-            train = np.flatnonzero(celeba.partition == 0).tolist()
-            val = np.flatnonzero(celeba.partition == ev).tolist()
-            split = f"CelebA {d.celeba_eval} partition ({len(val):,} images)"
-            return src, train, val, split, celeba
-        cache = self._extract(d.path, d.cache)
-        if d.val_path:
-            val_cache = self._extract(d.val_path, None)
-            return Joined(cache, val_cache), list(range(len(cache))), \
-                list(range(len(cache), len(cache) + len(val_cache))), \
-                f"{d.val_path} ({len(val_cache)} faces)", None
-        sources = cache.sources()
-        if d.holdout:
-            train_src, val_src = holdout(sources, d.holdout)
-        else:
-            train_src, val_src = split_fraction(sources, d.val_split, d.split_seed)
-        return cache, cache.indices(train_src), cache.indices(val_src), split_note(val_src), None
-
-    def _targets(self, src, celeba) -> dict[str, np.ndarray]:
-        from mbv1.faces import targets as T
-
-        d, dc = self.cfg.data, self.cfg.distill
-        out: dict[str, np.ndarray] = {}
-        want_attr = "attributes" in self.groups and (celeba is None or d.celeba_mode != "supervised")
-        if want_attr:
-            self._log(f"faces: attribute teacher {dc.attribute_teacher} on {len(src)} faces "
-                      "(cached beside the crops)")
-            out.update(T.attribute_targets(src, dc.attribute_teacher, device=str(self.device)))
-        if "embeddings" in self.groups:
-            self._log(f"faces: embedding teacher {dc.embedding_teacher} on {len(src)} faces "
-                      "(cached beside the crops)")
-            out.update(T.embedding_targets(src, dc.embedding_teacher, device=str(self.device)))
-        return out
 
     def _heads(self, celeba, teacher_dim: int) -> HeadsConfig:
         heads: list[str] = []
@@ -265,11 +164,14 @@ class FaceDistillTask(Task):
 
         # Under torchrun rank 0 detects, crops and runs the teachers first; the other ranks
         # then find everything in the caches.
-        src, train_idx, val_idx, split, celeba = _rank0_first(self._sources)
+        src, train_idx, val_idx, split, celeba = _rank0_first(
+            lambda: training_sources(self.cfg.data, str(self.device), self._log))
         if not train_idx:
             raise MBV1Error(f"no training faces: the data held {len(src)} faces, all in the "
                             "held-out sources; add data or change data.holdout / data.val_split")
-        targets = _rank0_first(lambda: self._targets(src, celeba))
+        targets = _rank0_first(lambda: teacher_targets(src, self.groups, self.cfg.data,
+                                                        self.cfg.distill, celeba,
+                                                        str(self.device), self._log))
         teacher_dim = int(targets["embedding"].shape[-1]) if "embedding" in targets else 512
         heads = self._heads(celeba, teacher_dim)
         info = self._info(src, heads, targets, train_idx, val_idx, split, celeba)
@@ -405,6 +307,34 @@ class FaceDistillTask(Task):
         return describe_metrics(metrics.values, metrics.details, info)
 
 
+class FaceAttributesTask(FaceDistillTask):
+    """Table 12: the face-attribute student."""
+
+    name = "face-attributes"
+    groups = ("attributes",)
+    defaults = ATTRIBUTE_RECIPE
+    primary_metric = "mean_ap"
+    paper_metric = paper.FACE_ATTR
+
+
+class FaceEmbeddingsTask(FaceDistillTask):
+    """Table 14: the face-embedding student."""
+
+    name = "face-embeddings"
+    groups = ("embeddings",)
+    primary_metric = "cosine"
+    paper_metric = paper.FACE_EMB
+
+
+class FacesTask(FaceDistillTask):
+    """Tables 12 + 14 on one backbone: attribute heads and the embedding head, one pass."""
+
+    name = "faces"
+    groups = ("attributes", "embeddings")
+    primary_metric = "mean_ap"
+    paper_metric = paper.FACE_ATTR
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -419,18 +349,6 @@ def _rank0_first(fn):
         return out
     dist.barrier()
     return fn()
-
-
-def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of ``logits [N, K]`` to teacher probabilities ``[N, K]`` (the paper's
-    emulation loss), averaged over the batch."""
-    return -(target_probs * logits.log_softmax(1)).sum(1).mean()
-
-
-def embedding_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """Squared L2 distance between unit embeddings ``[N, D]``, averaged over the batch (the
-    paper's loss for Table 14)."""
-    return (student - teacher).pow(2).sum(1).mean()
 
 
 def _rows(table, metric: str, alpha: float, res: int, note: str) -> list[dict]:
