@@ -25,8 +25,8 @@ def _students(paths: list[str]) -> dict:
     """Students as deployed (BatchNorm folded): fresh α=1 and α=0.25 ones, and the trained
     checkpoints given."""
     from mbv1.backbone import fuse_bn
-    from mbv1.faces.infer import FaceModel
     from mbv1.faces.model import FaceStudent, HeadsConfig
+    from mbv1.faces.student import FaceModel
 
     heads = HeadsConfig(["gender", "expression", "age", "embedding"], 512, 512)
     out = {f"student α={alpha} {res}px": (fuse_bn(FaceStudent(heads, alpha=alpha,

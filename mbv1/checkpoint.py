@@ -17,6 +17,8 @@ import os
 import pickle
 import tempfile
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +58,10 @@ def save_checkpoint(path: str | os.PathLike, *, task: str, model: nn.Module | di
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-def load_checkpoint(path: str | os.PathLike, task: str | None = None,
+def load_checkpoint(path: str | os.PathLike, task: str | tuple[str, ...] | None = None,
                     map_location: str | torch.device = "cpu") -> dict:
-    """Load and validate a checkpoint; ``task`` (e.g. ``detection``) must match when given.
+    """Load and validate a checkpoint; its task must be ``task`` (e.g. ``detection``, or one of
+    a tuple of tasks) when given.
 
     Raises:
         MBV1Error: missing, empty or corrupt file; not an mbv1 checkpoint; a newer format; a
@@ -86,10 +89,39 @@ def load_checkpoint(path: str | os.PathLike, task: str | None = None,
     if ckpt.get("format_version", 0) > FORMAT_VERSION:
         raise MBV1Error(f"{path} has checkpoint format {ckpt['format_version']}, newer than this "
                         f"mbv1 reads ({FORMAT_VERSION}): upgrade mbv1")
-    if task is not None and ckpt.get("task") != task:
+    tasks = (task,) if isinstance(task, str) else task
+    if tasks is not None and ckpt.get("task") not in tasks:
+        want = " or ".join(repr(t) for t in tasks)
         raise MBV1Error(f"{path} is a {ckpt.get('task')!r} checkpoint, but this command needs a "
-                        f"{task!r} one: pass the weights of a {task} run")
+                        f"{want} one: pass the weights of a {tasks[0]} run")
     return ckpt
+
+
+@dataclass
+class Loaded:
+    """A model rebuilt from its checkpoint (:func:`load_model`), in eval mode on ``device``."""
+
+    model: nn.Module
+    task: str
+    meta: dict
+    config: dict
+    path: Path
+
+
+def load_model(path: str | os.PathLike, tasks: str | tuple[str, ...],
+               build: Callable[[dict, dict], nn.Module], device: str | torch.device = "cpu",
+               upgrade: Callable[[dict], dict] | None = None) -> Loaded:
+    """The one way a checkpoint becomes a model: check its task, rebuild the module with the
+    domain's ``build(meta, model_settings)`` (``model_settings``: the config's ``model``
+    section), load the weights strictly. ``upgrade(ckpt)`` migrates an older layout first.
+    Training, ``mbv1 eval``, the predictors and export all build through the same functions."""
+    ckpt = load_checkpoint(path, tasks)
+    if upgrade is not None:
+        ckpt = upgrade(ckpt)
+    meta, config = dict(ckpt.get("meta") or {}), dict(ckpt.get("config") or {})
+    model = build(meta, dict(config.get("model") or {}))
+    load_model_state(model, ckpt["model"], str(path))
+    return Loaded(model.eval().to(device), str(ckpt["task"]), meta, config, Path(path))
 
 
 def load_model_state(model: nn.Module, state: dict, source: str = "checkpoint") -> None:

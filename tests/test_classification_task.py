@@ -6,14 +6,15 @@ import pytest
 import torch
 
 from mbv1.checkpoint import load_checkpoint
+from mbv1.classification import Classifier
 from mbv1.cli.results import print_evaluation
+from mbv1.datasets.images import expand_sources
 from mbv1.datasets.synthetic import write_stanford_dogs
 from mbv1.engine import load_config, train
 from mbv1.engine.evaluate import evaluate_checkpoint
 from mbv1.engine.report import report_rows, to_markdown
 from mbv1.errors import MBV1Error
 from mbv1.tasks import get_task
-from mbv1.tasks.classification import Classifier, expand_sources
 
 FineGrained = get_task("fine-grained")
 

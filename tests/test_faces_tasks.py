@@ -105,7 +105,7 @@ def test_losses_of_each_task(cache, tmp_path):
 
 
 def test_faces_task_trains_evaluates_and_serves(cache, tmp_path):
-    from mbv1.faces.infer import FaceModel
+    from mbv1.faces.student import FaceModel
 
     cfg = _cfg(FacesTask, cache, tmp_path, "train.epochs=6", "train.lr=0.01")
     result = train(FacesTask, cfg)
@@ -205,7 +205,7 @@ def test_named_init_that_is_not_pulled_says_what_to_do(tmp_path, monkeypatch):
 def test_any_timm_or_torchvision_model_as_embedding_teacher(cache, tmp_path, kind, name):
     """``timm:MODEL:PATH`` / ``torchvision:MODEL:PATH``: pooled features of a model whose
     weights are a local file, unit length; a student learns them through the engine."""
-    from mbv1.faces.targets import load_embedding_teacher
+    from mbv1.teachers.registry import load_embedding_teacher
 
     if kind == "timm":
         import timm
@@ -255,7 +255,7 @@ def test_feature_distillation_from_the_face_detector_body(cache, tmp_path):
     from conftest import require_asset
 
     from mbv1.faces.feature_teacher import load_feature_teacher
-    from mbv1.faces.infer import FaceModel
+    from mbv1.faces.student import FaceModel
 
     require_asset("face-api")
     teacher = load_feature_teacher("face-ssd", ["conv11", "conv13"], (0.5,) * 3, (0.5,) * 3)

@@ -13,8 +13,8 @@ import sys
 import pytest
 
 from mbv1.checkpoint import load_checkpoint
+from mbv1.geo.cells import partition_from_meta
 from mbv1.geo.distance import haversine_km
-from mbv1.tasks.geolocation import partition_from_meta
 
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 TRAIN = ["--epochs", "1", "--batch-size", "16", "--alpha", "0.25", "--resolution", "32",

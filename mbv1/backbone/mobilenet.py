@@ -8,7 +8,7 @@ Resolution is not a module argument: feed any input size (the resolution multipl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
@@ -176,6 +176,21 @@ class MobileNetV1(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_body(x))
+
+
+def backbone_config(model: dict) -> BackboneConfig:
+    """The body settings of a checkpoint's ``config["model"]`` section (other keys, such as
+    ``resolution`` or ``dropout``, are ignored; missing ones take the defaults)."""
+    names = {f.name for f in fields(BackboneConfig)}
+    return BackboneConfig(**{k: v for k, v in (model or {}).items() if k in names})
+
+
+def set_bn_momentum(model: nn.Module, momentum: float) -> nn.Module:
+    """Every BatchNorm of ``model`` with this running-statistics momentum (PyTorch's sense)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = momentum
+    return model
 
 
 def build_backbone(config: BackboneConfig | dict, num_classes: int = 0, **kw) -> MobileNetV1:

@@ -32,8 +32,8 @@ def geolocate(
 
     Photos that carry EXIF GPS also get the great-circle error of the prediction.
     """
+    from mbv1.datasets.images import expand_sources
     from mbv1.geo.predictor import Geolocator
-    from mbv1.tasks.classification import expand_sources
 
     if top_k < 1:
         raise MBV1Error(f"--top-k must be at least 1; got {top_k}")
@@ -108,7 +108,7 @@ def data_geo_partition(
     if src.suffix in (".pt", ".pth") or (src.is_dir() and any((src / n).is_file()
                                                              for n in ("best.pt", "last.pt"))):
         from mbv1.checkpoint import load_checkpoint
-        from mbv1.tasks.geolocation import partition_from_meta
+        from mbv1.geo.cells import partition_from_meta
 
         part = partition_from_meta(load_checkpoint(src, task="geolocation").get("meta") or {},
                                    str(src))

@@ -113,8 +113,9 @@ def classify(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Top-k classes with label names for an image, a folder or a glob."""
+    from mbv1.classification import Classifier
     from mbv1.cli import results
-    from mbv1.tasks.classification import Classifier, expand_sources
+    from mbv1.datasets.images import expand_sources
 
     if top_k < 1:
         raise MBV1Error(f"--top-k must be at least 1; got {top_k}")

@@ -92,3 +92,15 @@ def _resize_side(resolution: int, eval_crop: float) -> int:
     if not 0 < eval_crop <= 1:
         raise ValueError(f"eval_crop must be in (0, 1]; got {eval_crop}")
     return round(resolution / eval_crop)
+
+
+def eval_preprocessing(meta: dict, config: dict):
+    """``(transform, mean, std)`` recorded in a checkpoint's meta (input size, central crop,
+    normalisation) over its config, so converted peer weights run with their own."""
+    model = config.get("model") or {}
+    size = int(meta.get("input_size") or meta.get("resolution") or model.get("resolution") or 224)
+    crop = float(meta.get("eval_crop") or (config.get("data") or {}).get("eval_crop")
+                 or 0.875)
+    mean = tuple(meta.get("mean") or (0.5, 0.5, 0.5))
+    std = tuple(meta.get("std") or (0.5, 0.5, 0.5))
+    return eval_transform(size, crop), mean, std

@@ -108,8 +108,11 @@ def convert_face_api(root: Path, out: Path | None = None) -> Path:
             "activation": "relu6", "labels": FACE_LABELS, "metrics": {},
             "source": "npm @vladmandic/face-api@1.7.15 model/ssd_mobilenetv1_model (TF OD API "
                       "ssd_mobilenet_v1 trained on WIDER FACE), dequantized from uint8",
-            "postprocess": {"conf": 0.5, "iou": 0.5, "max_det": 100}}
-    config = {"model": model.config.to_dict()}
+            "postprocess": {"conf": 0.5, "iou": 0.5, "max_det": 100},
+            "ssd": model.config.to_dict()}
+    c = model.config
+    config = {"model": {"alpha": c.alpha, "activation": c.activation, "padding": c.padding,
+                        "bn_eps": c.bn_eps, "resolution": INPUT_SIZE}}
     return save_checkpoint(out or default_checkpoint(), task="detection", model=model,
                            config=config, meta=meta)
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mbv1.checkpoint import load_checkpoint, load_model_state
+from mbv1.checkpoint import load_model
 from mbv1.detection.postprocess import PostprocessConfig, postprocess
 from mbv1.detection.preprocess import Preprocess
-from mbv1.detection.ssd import SSD, SSDConfig
+from mbv1.detection.ssd import SSD, build_model, upgrade_checkpoint
 from mbv1.errors import MBV1Error
 
 BACKENDS = ("eager", "onnxruntime")
@@ -51,12 +51,9 @@ class Timings:
 
 
 def load_ssd(checkpoint: str | Path) -> tuple[SSD, dict]:
-    ckpt = load_checkpoint(checkpoint, task="detection")
-    # Engine runs keep the SSD config in meta["ssd"] (config["model"] is the engine's section);
-    # converted models (the face detector) keep it in config["model"].
-    model = SSD(SSDConfig(**(ckpt["meta"].get("ssd") or ckpt["config"]["model"])))
-    load_model_state(model, ckpt["model"], str(checkpoint))
-    return model.eval(), ckpt
+    """``(SSD in eval mode, checkpoint meta)`` of a detection checkpoint."""
+    loaded = load_model(checkpoint, "detection", build_model, upgrade=upgrade_checkpoint)
+    return loaded.model, loaded.meta
 
 
 class Detector:
@@ -78,9 +75,8 @@ class Detector:
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise MBV1Error("--device cuda asked for, but PyTorch sees no CUDA GPU here: use --device cpu")
-        model, ckpt = load_ssd(checkpoint)
+        model, self.meta = load_ssd(checkpoint)
         self.checkpoint = Path(checkpoint)
-        self.meta = ckpt["meta"]
         self.labels = list(self.meta.get("labels") or [str(i) for i in range(model.config.num_classes)])
         self.pre = Preprocess.from_meta(self.meta, resolution)
         self.post = post or PostprocessConfig()

@@ -141,3 +141,30 @@ class SSD(nn.Module):
         if self.config.scoring == "sigmoid":
             return torch.sigmoid(class_logits[..., 1:])
         return torch.softmax(class_logits, dim=-1)[..., 1:]
+
+
+def build_model(meta: dict, model: dict | None = None) -> SSD:
+    """The SSD a detection checkpoint holds: ``meta["ssd"]`` is its :class:`SSDConfig` (the one
+    schema; :func:`upgrade_checkpoint` migrates the older one). ``model`` (the config's
+    ``model`` section) is not needed: the SSD config carries the body settings."""
+    from mbv1.errors import MBV1Error
+
+    if not isinstance(meta.get("ssd"), dict):
+        raise MBV1Error("the checkpoint meta has no 'ssd' (SSDConfig): not an mbv1 detection "
+                        "checkpoint")
+    return SSD(SSDConfig(**meta["ssd"]))
+
+
+def upgrade_checkpoint(ckpt: dict) -> dict:
+    """Older converted detectors (the face model before mbv1 0.1's single schema) kept the
+    SSDConfig in ``config["model"]``; move it to ``meta["ssd"]``, as engine runs store it."""
+    meta = dict(ckpt.get("meta") or {})
+    if "ssd" not in meta:
+        model = dict((ckpt.get("config") or {}).get("model") or {})
+        if "num_classes" in model and "anchors" in model:
+            meta["ssd"] = model
+            config = dict(ckpt.get("config") or {})
+            config["model"] = {k: model[k] for k in ("alpha", "activation", "padding", "bn_eps")
+                               if k in model}
+            return {**ckpt, "meta": meta, "config": config}
+    return ckpt

@@ -14,7 +14,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from mbv1.errors import MBV1Error
+from mbv1.devices import resolve_device
 
 
 @dataclass
@@ -32,22 +32,6 @@ class DistEnv:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` (CUDA when available), ``cpu``, ``cuda`` (this process's GPU) or ``cuda:N``."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise MBV1Error(f"train.device={name} but CUDA is not available here (torch "
-                            f"{torch.__version__}); use --device cpu or auto")
-        index = int(name.split(":")[1]) if ":" in name else local_rank
-        if index >= torch.cuda.device_count():
-            raise MBV1Error(f"device {name}: only {torch.cuda.device_count()} GPUs visible")
-        torch.cuda.set_device(index)
-        return torch.device("cuda", index)
-    return torch.device("cpu")
 
 
 def setup(device: str) -> DistEnv:

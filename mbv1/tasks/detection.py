@@ -30,11 +30,12 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from mbv1.backbone import set_bn_momentum
 from mbv1.datasets.coco import CocoDetection, collate, load_coco
 from mbv1.detection.anchors import AnchorConfig
 from mbv1.detection.loss import LossConfig, ssd_loss
 from mbv1.detection.matcher import MatcherConfig
-from mbv1.detection.ssd import SSD, SSDConfig
+from mbv1.detection.ssd import SSDConfig, build_model
 from mbv1.engine.config import DataConfig, choice
 from mbv1.engine.task import Datasets, Metrics, Task, row_dict
 from mbv1.errors import MBV1Error
@@ -224,11 +225,8 @@ class DetectionTask(Task):
         if self.cfg.model.variant != "separable":
             raise MBV1Error(f"the detection task builds SSD on the separable MobileNetV1 only; "
                             f"got model.variant={self.cfg.model.variant}")
-        model = SSD(self.ssd_config(info))
-        for mod in model.modules():
-            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
-                mod.momentum = self.cfg.model.bn_momentum
-        return model
+        info = {**info, "ssd": info.get("ssd") or self.ssd_config(info).to_dict()}
+        return set_bn_momentum(build_model(info), self.cfg.model.bn_momentum)
 
     def loss_config(self) -> LossConfig:
         s = self.cfg.ssd

@@ -25,7 +25,7 @@ in the training loop or under DDP. No weight decay by default (the paper).
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -34,13 +34,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from mbv1 import paper
+from mbv1.backbone import set_bn_momentum
 from mbv1.engine.config import DataConfig, choice
 from mbv1.engine.task import Datasets, Metrics, Task, row_dict
 from mbv1.errors import MBV1Error
 from mbv1.faces.losses import embedding_loss, soft_cross_entropy
-from mbv1.faces.model import FaceStudent, HeadsConfig
+from mbv1.faces.model import HeadsConfig
 from mbv1.faces.prepare import teacher_targets, training_sources
 from mbv1.faces.sources import balance_by_source
+from mbv1.faces.student import build_model
 
 __all__ = ["DistillConfig", "FaceAttributesTask", "FaceData", "FaceDistillTask",
            "FaceEmbeddingsTask", "FacesTask"]
@@ -225,20 +227,9 @@ class FaceDistillTask(Task):
 
     # -- model -----------------------------------------------------------------------------
     def build_model(self, info: dict) -> nn.Module:
-        m = self.cfg.model
         self.info = info or self.info
-        heads = HeadsConfig(**info["heads"])
-        model = FaceStudent(heads, alpha=m.alpha, activation=m.activation, variant=m.variant,
-                            padding=m.padding, bn_eps=m.bn_eps, dropout=m.dropout)
-        for mod in model.modules():
-            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
-                mod.momentum = m.bn_momentum
-        prior = info.get("prior") or {}
-        if "age" in prior:
-            model.set_age_prior(prior["age"])
-        if prior.get("embedding") is not None:
-            model.set_embedding_prior(prior["embedding"])
-        return model
+        return set_bn_momentum(build_model(info, asdict(self.cfg.model)),
+                               self.cfg.model.bn_momentum)
 
     def cost_forward(self):
         return lambda model, x: model.forward_heads_only(x)

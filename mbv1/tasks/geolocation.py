@@ -22,7 +22,7 @@ continent of the true location. The primary metric (best.pt) is ``within_2500km`
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -30,12 +30,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from mbv1.backbone import set_bn_momentum
 from mbv1.datasets import augment
 from mbv1.engine.config import DataConfig
 from mbv1.engine.task import Datasets, Metrics, Task, row_dict
 from mbv1.errors import MBV1Error
 from mbv1.geo import sources
-from mbv1.geo.cells import Partition, PartitionConfig, build_partition
+from mbv1.geo.cells import (
+    Partition,
+    PartitionConfig,
+    build_partition,
+    partition_from_meta,
+    partition_info,
+)
 from mbv1.geo.metrics import (
     THRESHOLDS_KM,
     GeoMetrics,
@@ -51,6 +58,7 @@ from mbv1.geo.model import (  # noqa: F401  (the model API is re-exported here)
     GeoPrediction,
     build_geo_loss,
     build_geo_model,
+    build_model,
     check_partition,
     collect,
     decode,
@@ -91,35 +99,6 @@ def _main_rank() -> bool:
 def _say(line: str) -> None:
     if _main_rank():
         print(line, flush=True)
-
-
-def partition_info(partition: Partition) -> dict:
-    """The checkpoint meta of a partition: hash, canonical CSV text, settings, class tokens."""
-    cfg = partition.config
-    return {"labels": partition.tokens, "num_classes": len(partition), "num_cells": len(partition),
-            "partition_sha256": partition.sha256,
-            "partition_csv": partition.to_csv_bytes().decode("ascii"),
-            "partition_config": None if cfg is None else {
-                "t1": cfg.t1, "t2": cfg.t2, "min_level": cfg.min_level,
-                "max_level": cfg.max_level}}
-
-
-def partition_from_meta(meta: dict, source: str = "the checkpoint") -> Partition:
-    """The partition stored in a checkpoint meta, verified against its stored sha256."""
-    text, sha = meta.get("partition_csv"), meta.get("partition_sha256")
-    if not text or not sha:
-        raise MBV1Error(f"{source} holds no partition (partition_csv / partition_sha256 in its "
-                        "meta): it is not a geolocation checkpoint of mbv1")
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "partition.csv"
-        path.write_text(text)
-        part = Partition.load(path)
-    if part.sha256 != sha:
-        raise MBV1Error(f"{source}: the stored partition's cells hash to {part.sha256[:16]}…, not "
-                        f"the recorded {sha[:16]}… (edited meta?)")
-    return part
 
 
 class GeolocationTask(Task):
@@ -227,13 +206,8 @@ class GeolocationTask(Task):
             offered = Partition.load(self.cfg.partition.file)
             check_partition(offered, part.sha256, len(part), source="this checkpoint")
         self.partition = part
-        m = self.cfg.model
-        model = build_geo_model(len(part), alpha=m.alpha, activation=m.activation,
-                                dropout=m.dropout, partition_sha256=part.sha256,
-                                variant=m.variant, padding=m.padding, bn_eps=m.bn_eps)
-        for mod in model.modules():
-            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
-                mod.momentum = m.bn_momentum
+        model = set_bn_momentum(build_model(info, asdict(self.cfg.model)),
+                                self.cfg.model.bn_momentum)
         self.loss_fn = build_geo_loss(part, self.cfg.partition.smoothing).to(self.device)
         return model
 

