@@ -159,6 +159,71 @@ class VideoSink:
         os.replace(self.tmp, self.path)
 
 
+class PredictionWriter:
+    """What a prediction run writes into its folder, for ``mbv1 detect`` and ``mbv1 faces``.
+
+    A video (or camera): an annotated ``<stem>.mp4`` at the source's fps and size and
+    ``<stem>.jsonl``, one line per processed frame: ``{"frame", "time_s", **to_json(result)}``.
+    Images: annotated copies (same name; other formats as .png) and either
+    ``predictions.json``, the concatenated ``coco(frame, result)`` records (COCO results), or,
+    without ``coco``, ``predictions.jsonl`` with ``{"file", "image", **to_json(result)}`` per
+    image. Every file is written under a temporary name and renamed when complete.
+
+    Args:
+        annotate: ``annotate(frame, result) -> uint8 RGB`` frame with the result drawn on it.
+        to_json: ``to_json(result) -> dict`` of plain values.
+        coco: ``coco(frame, result) -> list of COCO result dicts`` (images only).
+    """
+
+    def __init__(self, src: Source, out_dir: Path, annotate, to_json, coco=None):
+        self.src, self.out_dir = src, Path(out_dir)
+        self.annotate, self.to_json, self.coco = annotate, to_json, coco
+        self.video = self.sink = None
+        self.records: list[dict] = []
+        if src.is_video:
+            stem = src.paths[0].stem if src.paths else f"camera{src.camera}"
+            self.video = self.out_dir / f"{stem}.mp4"
+            self.predictions = self.out_dir / f"{stem}.jsonl"
+        else:
+            self.predictions = self.out_dir / ("predictions.json" if coco else "predictions.jsonl")
+        self._tmp = self.predictions.with_name(f".{self.predictions.name}.tmp")
+        self._jsonl = None if coco and not src.is_video else open(self._tmp, "w")  # noqa: SIM115
+
+    def add(self, frame: Frame, result) -> None:
+        import json
+
+        annotated = self.annotate(frame, result)
+        if self.src.is_video:
+            if self.sink is None:
+                h, w = frame.rgb.shape[:2]
+                self.sink = VideoSink(self.video, self.src.fps or 25.0, (w, h))
+            self.sink.write(annotated)
+            line = {"frame": frame.index, "time_s": round(frame.time_s, 4), **self.to_json(result)}
+            self._jsonl.write(json.dumps(line) + "\n")
+            return
+        from PIL import Image
+
+        suffix = frame.path.suffix.lower()
+        out_name = frame.path.name if suffix in (".jpg", ".jpeg", ".png") else frame.path.stem + ".png"
+        Image.fromarray(annotated).save(self.out_dir / out_name, quality=92)
+        if self.coco:
+            self.records += self.coco(frame, result)
+        else:
+            line = {"file": str(frame.path), "image": frame.index, **self.to_json(result)}
+            self._jsonl.write(json.dumps(line) + "\n")
+
+    def close(self) -> None:
+        import json
+
+        if self._jsonl is not None:
+            self._jsonl.close()
+        else:
+            self._tmp.write_text(json.dumps(self.records, indent=1))
+        os.replace(self._tmp, self.predictions)
+        if self.sink:
+            self.sink.close()
+
+
 def increment_dir(root: Path, name: str, exist_ok: bool = False) -> Path:
     """``root/name``, or ``name-2``, ``name-3``… when it exists (unless ``exist_ok``): the
     training engine's run-folder rule, for prediction runs (``runs/detect/predict-2``)."""

@@ -13,7 +13,6 @@ from PIL.TiffImagePlugin import IFDRational
 from mbv1.errors import MBV1Error
 from mbv1.geo.cells import build_partition
 from mbv1.geo.data import (
-    GeoDataset,
     GeoRecords,
     exif_gps,
     gps_exif,
@@ -22,6 +21,7 @@ from mbv1.geo.data import (
     scan_folder,
     write_csv,
 )
+from mbv1.geo.sources import partition_dataset
 
 GPS = ExifTags.IFD.GPSInfo
 
@@ -205,18 +205,22 @@ def test_dataset_items(tmp_path):
     lon = [2.35, 2.36, 2.37, 139.7, 151.2]
     rec = GeoRecords(paths, lat, lon)
     part = build_partition(lat[:4], lon[:4], t1=2, t2=1, min_level=5, max_level=8)
-    ds = GeoDataset(rec, part)
+    def as_is(a, seed):  # no resize: the 16x12 photo as it is
+        return a
+
+    ds = partition_dataset(rec, part, as_is, mean=(0, 0, 0), std=(1, 1, 1), drop_unassigned=True)
     assert len(ds) == 4 and ds.num_unassigned == 1  # Sydney is in no cell
-    img, cell, la, lo = ds[3]
+    item = ds[3]
+    img = item["image"]
     assert img.shape == (3, 12, 16) and img.dtype == torch.float32
     assert 0.0 <= float(img.min()) and float(img.max()) <= 1.0
-    assert cell == part.assign(35.68, 139.7) and (la, lo) == (35.68, 139.7)
-    keep = GeoDataset(rec, part, transform=lambda im: torch.zeros(1), drop_unassigned=False)
-    assert len(keep) == 5 and keep[4][1] == -1 and keep[4][0].shape == (1,)
+    assert item["cell"] == part.assign(35.68, 139.7) and (item["lat"], item["lon"]) == (35.68, 139.7)
+    keep = partition_dataset(rec, part, as_is)
+    assert len(keep) == 5 and keep[4]["cell"] == -1 and keep[4]["index"] == 4
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
-    assert batch[0].shape == (4, 3, 12, 16) and batch[1].dtype == torch.int64
-    with pytest.raises(MBV1Error):
-        GeoDataset(rec.subset([4]), part)
+    assert batch["image"].shape == (4, 3, 12, 16) and batch["cell"].dtype == torch.int64
+    with pytest.raises(MBV1Error, match="no training photo"):
+        partition_dataset(rec.subset([4]), part, as_is, drop_unassigned=True)
 
 
 @pytest.mark.assets

@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from mbv1.backbone.mobilenet import MobileNetV1
+from mbv1.datasets.augment import eval_transform
 from mbv1.geo.cells import build_partition
 from mbv1.geo.costs import cells_for_params, geo_costs
-from mbv1.geo.data import GeoDataset, read_csv
+from mbv1.geo.data import read_csv
 from mbv1.geo.model import (
     GeoLoss,
     GeoModel,
@@ -20,6 +21,7 @@ from mbv1.geo.model import (
     evaluate,
     predict,
 )
+from mbv1.geo.sources import partition_dataset
 from mbv1.geo.synthetic import make_synthetic_geo
 
 
@@ -133,7 +135,7 @@ def test_overfit_one_batch():
 
 def test_evaluate_end_to_end(tiny_set):
     s, train, part = tiny_set
-    test = GeoDataset(read_csv(s.test_csv), part, drop_unassigned=False)
+    test = partition_dataset(read_csv(s.test_csv), part, eval_transform(32, 1.0))
     loader = torch.utils.data.DataLoader(test, batch_size=5)
     model = build_geo_model(len(part), alpha=0.25)
     metrics, cells = evaluate(model, loader, part)
@@ -141,7 +143,7 @@ def test_evaluate_end_to_end(tiny_set):
     assert sum(m.count for m in metrics.per_continent.values()) == 12
     assert 0.0 <= cells["cell_top1"] <= cells["cell_top5"] <= 100.0
     assert np.isfinite(metrics.median_km)
-    trainset = GeoDataset(train, part)
+    trainset = partition_dataset(train, part, eval_transform(32, 1.0), drop_unassigned=True)
     assert len(trainset) == int(part.counts.sum())
 
 
@@ -157,8 +159,8 @@ def test_model_tied_to_its_partition(tiny_set):
     assert len(predict(model, x, part, name_places=False)) == 2
     with pytest.raises(MBV1Error, match="trained with partition sha256"):
         predict(model, x, other, name_places=False)
-    loader = torch.utils.data.DataLoader(GeoDataset(read_csv(s.test_csv), other,
-                                                    drop_unassigned=False), batch_size=4)
+    loader = torch.utils.data.DataLoader(
+        partition_dataset(read_csv(s.test_csv), other, eval_transform(32, 1.0)), batch_size=4)
     with pytest.raises(MBV1Error, match="trained with partition sha256"):
         evaluate(model, loader, other)
     untied = build_geo_model(len(part), alpha=0.25)  # no hash: only the cell count is checked

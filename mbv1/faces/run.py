@@ -10,8 +10,6 @@ crop.
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import numpy as np
 
 from mbv1.errors import MBV1Error
 from mbv1.faces.infer import FaceAnalyzer, FaceResult
-from mbv1.media import Source, VideoSink, increment_dir, resolve_source, run_stream
+from mbv1.media import PredictionWriter, increment_dir, resolve_source, run_stream
 
 __all__ = ["FacesResult", "Verification", "faces", "verify"]
 
@@ -40,53 +38,23 @@ def faces(source: str, analyzer: FaceAnalyzer, project: Path = Path("runs/faces"
     """Run ``analyzer`` over SOURCE (image, folder, glob, video, camera index)."""
     src = resolve_source(source)
     out_dir = increment_dir(Path(project), name, exist_ok) if save else None
-    writer = _Writer(src, out_dir, embeddings_in_json) if save else None
+
+    def to_json(result: list[FaceResult]) -> dict:
+        return {"faces": [r.to_dict(embeddings_in_json) for r in result]}
+
+    writer = PredictionWriter(src, out_dir, _annotate, to_json) if save else None
     stats = run_stream(src, analyzer, writer, vid_stride, progress, warn)
     ms = {"decode": stats.decode_ms, **analyzer.per_frame_ms()}
     return FacesResult(out_dir, stats.frames, stats.items, ms, writer.video if writer else None,
                        writer.predictions if writer else None)
 
 
-class _Writer:
-    def __init__(self, src: Source, out_dir: Path, embeddings: bool):
-        self.src, self.out_dir, self.embeddings = src, out_dir, embeddings
-        self.video = self.sink = None
-        if src.is_video:
-            stem = src.paths[0].stem if src.paths else f"camera{src.camera}"
-            self.video = out_dir / f"{stem}.mp4"
-            self.predictions = out_dir / f"{stem}.jsonl"
-        else:
-            self.predictions = out_dir / "predictions.jsonl"
-        self._tmp = self.predictions.with_name(f".{self.predictions.name}.tmp")
-        self._jsonl = open(self._tmp, "w")  # noqa: SIM115 - closed in close()
+def _annotate(frame, result: list[FaceResult]):
+    from mbv1.annotate import draw_boxes
 
-    def add(self, frame, result: list[FaceResult]) -> None:
-        from mbv1.annotate import draw_boxes
-
-        boxes = np.array([r.box_xyxy for r in result], np.float32).reshape(-1, 4)
-        colors = [0 if r.gender == "male" else 5 if r.gender == "female" else 2 for r in result]
-        annotated = draw_boxes(frame.rgb, boxes, [r.caption() for r in result], colors)
-        faces = [r.to_dict(self.embeddings) for r in result]
-        if self.src.is_video:
-            if self.sink is None:
-                h, w = frame.rgb.shape[:2]
-                self.sink = VideoSink(self.video, self.src.fps or 25.0, (w, h))
-            self.sink.write(annotated)
-            line = {"frame": frame.index, "time_s": round(frame.time_s, 4), "faces": faces}
-        else:
-            from PIL import Image
-
-            suffix = frame.path.suffix.lower()
-            out_name = frame.path.name if suffix in (".jpg", ".jpeg", ".png") else frame.path.stem + ".png"
-            Image.fromarray(annotated).save(self.out_dir / out_name, quality=92)
-            line = {"file": str(frame.path), "image": frame.index, "faces": faces}
-        self._jsonl.write(json.dumps(line) + "\n")
-
-    def close(self) -> None:
-        self._jsonl.close()
-        os.replace(self._tmp, self.predictions)
-        if self.sink:
-            self.sink.close()
+    boxes = np.array([r.box_xyxy for r in result], np.float32).reshape(-1, 4)
+    colors = [0 if r.gender == "male" else 5 if r.gender == "female" else 2 for r in result]
+    return draw_boxes(frame.rgb, boxes, [r.caption() for r in result], colors)
 
 
 @dataclass

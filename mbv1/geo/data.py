@@ -15,13 +15,11 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import ExifTags, Image
 from PIL.TiffImagePlugin import IFDRational
 
@@ -259,48 +257,3 @@ def load_image(path: str | Path) -> Image.Image:
     from mbv1.datasets.images import load_rgb
 
     return load_rgb(path)
-
-
-def to_tensor(img: Image.Image) -> torch.Tensor:
-    """PIL RGB → ``[3, H, W]`` float32 in [0, 1] (the default transform)."""
-    a = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy())
-    return a.permute(2, 0, 1).float().div_(255.0)
-
-
-class GeoDataset(torch.utils.data.Dataset):
-    """Photos with their cell class and true location.
-
-    Args:
-        records: the photos (:func:`read_csv` or :func:`scan_folder`).
-        partition: a :class:`mbv1.geo.cells.Partition` giving each photo its class.
-        transform: ``PIL RGB image → tensor`` (default :func:`to_tensor`).
-        drop_unassigned: leave out photos outside every cell (the training set); keep them
-            with class -1 for evaluation, where only distances matter.
-
-    Items are ``(image [3, H, W] float, cell int (-1 if unassigned), lat float, lon float)``.
-
-    Attributes:
-        cells: ``[N]`` int64 class of each kept photo.
-        num_unassigned: photos outside every cell (dropped or kept).
-    """
-
-    def __init__(self, records: GeoRecords, partition, transform: Callable | None = None,
-                 drop_unassigned: bool = True):
-        cells = partition.assign(records.lat, records.lon)
-        self.num_unassigned = int((cells < 0).sum())
-        if drop_unassigned:
-            records = records.subset(cells >= 0)
-            cells = cells[cells >= 0]
-        if len(records) == 0:
-            raise MBV1Error("no photo falls inside a cell of the partition: was the partition "
-                            "built from this data's region?")
-        self.records = records
-        self.cells = cells
-        self.transform = transform or to_tensor
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i: int):
-        img = self.transform(load_image(self.records.paths[i]))
-        return img, int(self.cells[i]), float(self.records.lat[i]), float(self.records.lon[i])

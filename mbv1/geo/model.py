@@ -274,15 +274,13 @@ class GeoOutputs:
                 "cell_top5": 100.0 * float((top[:, :5] == truth[:, None]).any(1).sum()) / n}
 
 
-def _unpack(batch, offset: int):
-    """``(images, cells, lat, lon, index)`` of a GeoDataset tuple batch or a task dict batch."""
-    if isinstance(batch, dict):
-        n = len(batch["image"])
-        index = batch.get("index")
-        index = np.arange(offset, offset + n) if index is None else np.asarray(index)
-        return batch["image"], batch["cell"], batch["lat"], batch["lon"], index
-    images, cells, lat, lon = batch
-    return images, cells, lat, lon, np.arange(offset, offset + len(images))
+def _unpack(batch: dict, offset: int):
+    """``(images, cells, lat, lon, index)`` of a :class:`mbv1.geo.sources.GeoImageDataset`
+    batch."""
+    n = len(batch["image"])
+    index = batch.get("index")
+    index = np.arange(offset, offset + n) if index is None else np.asarray(index)
+    return batch["image"], batch["cell"], batch["lat"], batch["lon"], index
 
 
 @torch.no_grad()
@@ -290,9 +288,9 @@ def collect(model: GeoModel, loader, partition: Partition, k: int = 5, prepare=N
     """Run ``model`` (put in eval mode, restored after) over every batch of ``loader``.
 
     Args:
-        loader: batches of :class:`mbv1.geo.data.GeoDataset` (tuples) or of the geolocation
-            task (dicts with ``image``, ``cell``, ``lat``, ``lon``, ``index``); ``None``
-            batches (every image unreadable) are skipped.
+        loader: batches of :class:`mbv1.geo.sources.GeoImageDataset` (dicts with ``image``,
+            ``cell``, ``lat``, ``lon``, ``index``); ``None`` batches (every image unreadable)
+            are skipped.
         partition: the partition the model was trained with (checked).
         k: how many top classes to keep.
         prepare: ``images -> images`` on the model's device (default: ``.to(device, dtype)``).
@@ -339,8 +337,7 @@ def evaluate(model: GeoModel, loader, partition: Partition, continents: bool = T
 
     Args:
         model: the trained model (put in eval mode here, restored after).
-        loader: :class:`mbv1.geo.data.GeoDataset` batches ``(images, cells, lat, lon)`` or the
-            task's dict batches.
+        loader: :class:`mbv1.geo.sources.GeoImageDataset` batches.
         partition: the partition the model was trained with.
         continents: add the per-continent breakdown.
 

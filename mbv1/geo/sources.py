@@ -198,3 +198,24 @@ class GeoImageDataset(Dataset):
         return {"image": to_tensor(image, self.mean, self.std), "cell": int(self.cells[index]),
                 "lat": float(self.records.lat[index]), "lon": float(self.records.lon[index]),
                 "index": index}
+
+
+def partition_dataset(records: GeoRecords, partition, transform, mean=(0.5, 0.5, 0.5),
+                      std=(0.5, 0.5, 0.5), drop_unassigned: bool = False, **kw) -> GeoImageDataset:
+    """A :class:`GeoImageDataset` whose classes are ``partition``'s cells: photos outside
+    every cell keep class -1 (evaluation: only distances matter) or, with
+    ``drop_unassigned``, are left out (training). ``kw``: seed, on_bad_image, split.
+
+    Raises:
+        MBV1Error: training (``drop_unassigned``) and no photo lies in a cell of the partition.
+    """
+    cells = partition.assign(records.lat, records.lon)
+    inside = cells >= 0
+    if drop_unassigned and not inside.any():
+        raise MBV1Error(f"no training photo lies in a cell of the partition "
+                        f"({partition.sha256[:16]}…): was it built from this data?")
+    if drop_unassigned:
+        records, cells = records.subset(inside), cells[inside]
+    ds = GeoImageDataset(records, cells, transform, mean, std, **kw)
+    ds.num_unassigned = int((~inside).sum())
+    return ds

@@ -141,23 +141,19 @@ class GeolocationTask(Task):
                 sources.report_skipped(src)
         part = self._partition(splits.train)
         rec = splits.train.records
-        cells = part.assign(rec.lat, rec.lon)
-        inside = cells >= 0
-        if not inside.any():
-            raise MBV1Error(f"no training photo lies in a cell of the partition "
-                            f"({part.sha256[:16]}…): was it built from this data?")
-        if (~inside).any():
-            _say(f"partition: {int((~inside).sum()):,} of {len(rec):,} training photos lie in "
-                 "cells under t2 photos (no class) and are left out of training")
         res = self.cfg.model.resolution
         train_tf = augment.train_transform(res, d.augment, d.crop_scale, d.hflip, d.color_jitter,
                                            d.eval_crop)
-        train = sources.GeoImageDataset(rec.subset(inside), cells[inside], train_tf, d.mean, d.std,
-                                        t.seed, d.on_bad_image, splits.train.name)
+        train = sources.partition_dataset(rec, part, train_tf, d.mean, d.std, drop_unassigned=True,
+                                          seed=t.seed, on_bad_image=d.on_bad_image,
+                                          split=splits.train.name)
+        if train.num_unassigned:
+            _say(f"partition: {train.num_unassigned:,} of {len(rec):,} training photos lie in "
+                 "cells under t2 photos (no class) and are left out of training")
         val = self._eval_dataset(splits.val, part) if splits.val is not None else None
         info = {**partition_info(part), "data_path": d.path, "val_path": d.val_path,
                 "train_split": splits.train.name, "train_photos": len(rec),
-                "train_photos_outside": int((~inside).sum())}
+                "train_photos_outside": train.num_unassigned}
         self.partition = part
         if self.run_dir is not None:
             self.save_partition(self.run_dir)
@@ -165,9 +161,9 @@ class GeolocationTask(Task):
 
     def _eval_dataset(self, src: sources.Source, part: Partition) -> sources.GeoImageDataset:
         d, res = self.cfg.data, self.cfg.model.resolution
-        cells = part.assign(src.records.lat, src.records.lon)
-        return sources.GeoImageDataset(src.records, cells, augment.eval_transform(res, d.eval_crop),
-                                       d.mean, d.std, None, d.on_bad_image, src.name)
+        return sources.partition_dataset(src.records, part, augment.eval_transform(res, d.eval_crop),
+                                         d.mean, d.std, on_bad_image=d.on_bad_image,
+                                         split=src.name)
 
     def build_eval_dataset(self, info: dict):
         """``--data`` as given to ``mbv1 eval``: the trained-on data → its evaluation split;
