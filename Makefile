@@ -31,7 +31,7 @@ lock: setup
 
 setup: $(STAMP)
 
-$(ASSETS_STAMP): $(STAMP) mbv1/assets.py
+$(ASSETS_STAMP): $(STAMP) mbv1/assets/pinned.py
 	$(BIN)/mbv1 weights pull
 	@touch $(ASSETS_STAMP)
 

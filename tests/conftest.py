@@ -41,3 +41,59 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+PEOPLE = {"ann": (230, 40, 40), "ben": (40, 230, 40), "cid": (40, 40, 230), "dot": (230, 230, 40)}
+
+
+class _WholeImage:
+    """A face finder stand-in: the whole photo is one face."""
+
+    def describe(self):
+        return {"detector": "whole-image", "policy": "box", "size": 32, "margin": 0}
+
+    def __call__(self, rgb):
+        import numpy as np
+
+        from mbv1.faces.pipeline import Face
+
+        box = np.array([0, 0, rgb.shape[1], rgb.shape[0]], np.float32)
+        return [Face(box, 1.0, None, np.ascontiguousarray(rgb[:32, :32]), "box", np.eye(2, 3),
+                     attr_crop=rgb, attr_box=(0, 0, rgb.shape[1], rgb.shape[0]))]
+
+
+def synthetic_face_cache(root: Path):
+    """A face crop cache of 4 identity folders x 5 photos under ``root``, with the teachers'
+    targets written directly (gender/expression/age and a 512-d embedding that depend on the
+    person, so a student can learn them): the face tasks without any real teacher."""
+    import numpy as np
+    from PIL import Image
+
+    from mbv1.faces.cache import extract_faces
+    from mbv1.faces.sources import source_specs
+
+    rng = np.random.default_rng(0)
+    for person, color in PEOPLE.items():
+        (root / "data" / person).mkdir(parents=True)
+        for k in range(5):
+            img = np.clip(np.array(color) + rng.normal(0, 25, (32, 32, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(root / "data" / person / f"{k}.png")
+    c = extract_faces(source_specs(str(root / "data")), root / "cache", _WholeImage())
+    ids = np.array([r.id for r in c.records])
+    person = np.array([list(PEOPLE).index(r.identity) for r in c.records])
+    n = len(ids)
+    g = np.where(person % 2 == 0, 0.9, 0.1)
+    gender = np.stack([np.c_[g, 1 - g]] * 2, 1)
+    expr = np.zeros((n, 7))
+    expr[np.arange(n), person] = 0.8
+    expr += 0.2 / 7
+    expression = np.stack([expr, expr], 1)
+    age = np.stack([20.0 + 10 * person] * 2, 1)
+    np.savez(c.root / "targets-attr-face-api.npz", ids=ids, age=age, gender=gender,
+             expression=expression)
+    centers = rng.normal(size=(4, 512))
+    emb = centers[person] + 0.1 * rng.normal(size=(n, 512))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    np.savez(c.root / "targets-emb-facenet.npz", ids=ids,
+             embedding=np.stack([emb, emb], 1).astype(np.float32))
+    return c

@@ -8,7 +8,7 @@ import torch
 from mbv1.checkpoint import load_checkpoint
 from mbv1.classification import Classifier
 from mbv1.cli.results import print_evaluation
-from mbv1.datasets.images import expand_sources
+from mbv1.datasets.folder import expand_sources
 from mbv1.datasets.synthetic import write_stanford_dogs
 from mbv1.engine import load_config, train
 from mbv1.engine.evaluate import evaluate_checkpoint

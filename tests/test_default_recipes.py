@@ -54,21 +54,17 @@ def test_every_task_default_config_resolves(task):
 
 
 def test_default_init_gives_way_to_an_asked_width_but_a_chosen_init_does_not():
-    import torch
-
-    from mbv1.backbone.pretrained import InitWeights
     from mbv1.engine.finetune import drop_default_init
 
-    init = InitWeights({"backbone.conv0.conv.weight": torch.zeros(32, 3, 3, 3)}, "face-ssd")
     cls = get_task("face-attributes")
     cfg = load_config(cls, options={"model.alpha": 0.25})
-    note = drop_default_init(cfg, init)
+    note = drop_default_init(cfg)
     assert note and "α=1 body" in note
     assert (cfg.model.init, cfg.model.freeze) == (None, None)
     assert "from scratch" in recipe_line(cfg)
     # same width: the default init stays
     cfg = load_config(cls, options={"model.alpha": 1.0})
-    assert drop_default_init(cfg, init) is None and cfg.model.init == "face-ssd"
+    assert drop_default_init(cfg) is None and cfg.model.init == "face-ssd"
     # an init the user chose is never dropped silently (loading then fails, naming the shapes)
     cfg = load_config(cls, options={"model.alpha": 0.25, "model.init": "face-ssd"})
-    assert drop_default_init(cfg, init) is None and cfg.model.init == "face-ssd"
+    assert drop_default_init(cfg) is None and cfg.model.init == "face-ssd"

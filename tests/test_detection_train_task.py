@@ -64,12 +64,25 @@ def test_coco2017_layout_explicit_paths_and_held_out_split(synth, tmp_path):
         DetectionTask(config(tmp_path, **{"data.path": str(tmp_path / "empty")})).build_datasets()
 
 
+def test_learns_the_training_shapes(synth, tmp_path):
+    """80 epochs on the 16 training images, evaluated on them by pycocotools: the whole path
+    (targets, matcher, loss, box coder, postprocess, category ids) must be right to score.
+    Measured: AP 76.6, AP50 99.8 (an untrained model: ~0)."""
+    cfg = config(tmp_path, **{
+        "data.train_json": str(synth.train_json), "data.train_images": str(synth.train_images),
+        "data.val_json": str(synth.train_json), "data.val_images": str(synth.train_images),
+        "data.augment": "none", "train.epochs": 80, "train.eval_every": 1000,
+        "train.optimizer": "adamw", "train.schedule": "cosine", "train.weight_decay": 0.0})
+    m = train(DetectionTask, cfg, tty=False).metrics
+    assert m["AP50"] > 90.0 and m["AP"] > 50.0, m
+
+
 def test_train_eval_and_checkpoint_meta(synth, tmp_path):
     cfg = config(tmp_path, **{"data.path": str(synth.root)})
     res = train(DetectionTask, cfg, tty=False)
     m = res.metrics
     assert m["primary"] == "AP" and "val" in m["split"]
-    assert {"AP", "AP50", "AP75", "loss"} <= set(m) and 0.0 <= m["AP"] <= 100.0
+    assert {"AP", "AP50", "AP75", "APs", "loss"} <= set(m)  # what it learns: the next test
     ckpt = load_checkpoint(res.run_dir / "best.pt")
     meta = ckpt["meta"]
     assert meta["labels"] == ["circle", "square", "triangle", "cross"]

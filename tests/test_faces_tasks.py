@@ -7,65 +7,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from mbv1.engine import load_config, train
 from mbv1.errors import MBV1Error
-from mbv1.faces.cache import CropCache, extract_faces
 from mbv1.faces.losses import soft_cross_entropy
-from mbv1.faces.pipeline import Face
 from mbv1.tasks.faces import FaceAttributesTask, FaceEmbeddingsTask, FacesTask
+from tests.conftest import synthetic_face_cache
 
 FAST = ["model.alpha=0.25", "model.resolution=32", "train.workers=0", "train.batch_size=8",
         "train.epochs=2", "train.warmup_epochs=0", "run.tensorboard=false"]
-PEOPLE = {"ann": (230, 40, 40), "ben": (40, 230, 40), "cid": (40, 40, 230), "dot": (230, 230, 40)}
-
-
-
-class WholeImage:
-    """A face finder stand-in: the whole photo is one face."""
-
-    def describe(self):
-        return {"detector": "whole-image", "policy": "box", "size": 32, "margin": 0}
-
-    def __call__(self, rgb):
-        box = np.array([0, 0, rgb.shape[1], rgb.shape[0]], np.float32)
-        return [Face(box, 1.0, None, np.ascontiguousarray(rgb[:32, :32]), "box", np.eye(2, 3),
-                     attr_crop=rgb, attr_box=(0, 0, rgb.shape[1], rgb.shape[0]))]
 
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    """4 identity folders x 5 photos; targets: gender/expression/age and a 512-d embedding
-    that depend on the person (so a student can learn them), written as the teachers' cache."""
-    from mbv1.faces.sources import source_specs
-
-    root = tmp_path_factory.mktemp("faces")
-    rng = np.random.default_rng(0)
-    for person, color in PEOPLE.items():
-        (root / "data" / person).mkdir(parents=True)
-        for k in range(5):
-            img = np.clip(np.array(color) + rng.normal(0, 25, (32, 32, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(img).save(root / "data" / person / f"{k}.png")
-    c = extract_faces(source_specs(str(root / "data")), root / "cache", WholeImage())
-    ids = np.array([r.id for r in c.records])
-    person = np.array([list(PEOPLE).index(r.identity) for r in c.records])
-    n = len(ids)
-    g = np.where(person % 2 == 0, 0.9, 0.1)
-    gender = np.stack([np.c_[g, 1 - g]] * 2, 1)
-    expr = np.zeros((n, 7))
-    expr[np.arange(n), person] = 0.8
-    expr += 0.2 / 7
-    expression = np.stack([expr, expr], 1)
-    age = np.stack([20.0 + 10 * person] * 2, 1)
-    np.savez(c.root / "targets-attr-face-api.npz", ids=ids, age=age, gender=gender,
-             expression=expression)
-    centers = rng.normal(size=(4, 512))
-    emb = centers[person] + 0.1 * rng.normal(size=(n, 512))
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    np.savez(c.root / "targets-emb-facenet.npz", ids=ids,
-             embedding=np.stack([emb, emb], 1).astype(np.float32))
-    return c
+    return synthetic_face_cache(tmp_path_factory.mktemp("faces"))
 
 
 def _cfg(task, cache, tmp_path, *extra):
@@ -140,19 +95,24 @@ def test_faces_task_trains_evaluates_and_serves(cache, tmp_path):
 
 
 def test_embedding_student_of_another_size_uses_a_projection(cache, tmp_path):
-    cfg = _cfg(FaceEmbeddingsTask, cache, tmp_path, "train.epochs=8", "train.lr=0.01",
+    cfg = _cfg(FaceEmbeddingsTask, cache, tmp_path, "train.epochs=30", "train.lr=0.003",
                "data.holdout=[dot]", "distill.embedding_dim=64")
     result = train(FaceEmbeddingsTask, cfg)
     m = result.metrics
     assert m["primary"] == "cosine"
-    # 'dot' is unseen: the student maps it somewhere; the cosine is at least measured, and the
-    # projection to 512 dimensions is used (embedding_dim 64).
-    assert -100 <= m["cosine"] <= 100 and "cosine_const" in m
+    assert "cosine_const" in m and m["split"] == "held-out sources dot"
+    # The 64-d embedding learns FaceNet's 512-d one through the projection: the embedding loss
+    # falls (measured 1.97 -> 0.82 in 30 steps; 2.0 is orthogonal unit vectors).
+    from mbv1.engine.runs import read_metrics
+
+    rows = read_metrics(result.run_dir / "metrics.csv")
+    first, last = float(rows[0]["train_embedding"]), float(rows[-1]["train_embedding"])
+    assert last < 0.5 * first, (first, last)
     ck = torch.load(result.run_dir / "best.pt", weights_only=True)
     assert "project.weight" in ck["model"]
 
 
-def test_crop_cache_reused_and_celeba_supervised(tmp_path):
+def test_celeba_supervised(tmp_path):
     from tests.test_faces import _celeba
 
     root = _celeba(tmp_path / "celeba", n=12)
@@ -165,7 +125,12 @@ def test_crop_cache_reused_and_celeba_supervised(tmp_path):
     m = result.metrics
     assert m["primary"] == "celeba_mean_ap" and "celeba_mean_acc_const" in m
     assert "CelebA val partition (2 images)" == m["split"]
-    assert CropCache  # the crop cache API stays importable beside CelebA
+    # supervised: the 40 attribute logits learn CelebA's labels (no teacher ran)
+    assert not list((tmp_path / "c").glob("targets-*.npz"))
+    from mbv1.engine.runs import read_metrics
+
+    rows = read_metrics(result.run_dir / "metrics.csv")
+    assert float(rows[-1]["train_celeba"]) < float(rows[0]["train_celeba"])
 
 
 def test_face_student_starts_from_the_face_detector_body(cache, tmp_path, monkeypatch):

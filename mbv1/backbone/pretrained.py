@@ -34,6 +34,8 @@ NAMED_INIT = {
     # the α=1 MobileNetV1 body of face-api's SSD face detector (WIDER FACE), `mbv1 weights pull`
     "face-ssd": _face_ssd,
 }
+# The width of each named body, known without reading it.
+NAMED_ALPHA = {"face-ssd": 1.0}
 
 
 def read_init(path: str, fmt: str = "auto") -> InitWeights:

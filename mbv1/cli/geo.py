@@ -32,7 +32,7 @@ def geolocate(
 
     Photos that carry EXIF GPS also get the great-circle error of the prediction.
     """
-    from mbv1.datasets.images import expand_sources
+    from mbv1.datasets.folder import expand_sources
     from mbv1.geo.predictor import Geolocator
 
     if top_k < 1:

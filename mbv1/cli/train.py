@@ -115,7 +115,7 @@ def classify(
     """Top-k classes with label names for an image, a folder or a glob."""
     from mbv1.classification import Classifier
     from mbv1.cli import results
-    from mbv1.datasets.images import expand_sources
+    from mbv1.datasets.folder import expand_sources
 
     if top_k < 1:
         raise MBV1Error(f"--top-k must be at least 1; got {top_k}")

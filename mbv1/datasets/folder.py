@@ -232,3 +232,26 @@ def stratified_split(samples: list[Sample], fraction: float,
         val += [group[i] for i in sorted(order[:k])]
         train += [group[i] for i in sorted(order[k:])]
     return train, val
+
+
+def expand_sources(sources: list[str]) -> list[Path]:
+    """Images named by files, folders (recursive) and glob patterns, in order, no repeats."""
+    import glob
+
+
+    out: list[Path] = []
+    for src in sources:
+        p = Path(src)
+        if p.is_dir():
+            found = list_images(p)
+        elif p.is_file():
+            found = [p]
+        elif any(c in src for c in "*?["):
+            found = sorted(Path(x) for x in glob.glob(src, recursive=True)
+                           if Path(x).is_file() and is_image_file(x))
+        else:
+            raise MBV1Error(f"image not found: {src}")
+        if not found:
+            raise MBV1Error(f"no images in {src}")
+        out += [f for f in found if f not in out]
+    return out

@@ -112,27 +112,3 @@ def image_batches(paths, transform, mean, std, batch_size: int = 32):
             items.append((p, len(tensors), None))
             tensors.append(to_tensor(transform(img), mean, std))
         yield items, (torch.stack(tensors) if tensors else None)
-
-
-def expand_sources(sources: list[str]) -> list[Path]:
-    """Images named by files, folders (recursive) and glob patterns, in order, no repeats."""
-    import glob
-
-    from mbv1.datasets.folder import list_images
-
-    out: list[Path] = []
-    for src in sources:
-        p = Path(src)
-        if p.is_dir():
-            found = list_images(p)
-        elif p.is_file():
-            found = [p]
-        elif any(c in src for c in "*?["):
-            found = sorted(Path(x) for x in glob.glob(src, recursive=True)
-                           if Path(x).is_file() and is_image_file(x))
-        else:
-            raise MBV1Error(f"image not found: {src}")
-        if not found:
-            raise MBV1Error(f"no images in {src}")
-        out += [f for f in found if f not in out]
-    return out

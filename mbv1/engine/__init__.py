@@ -7,6 +7,7 @@ the checkpoints back.
 """
 
 from mbv1.engine.config import Config, load_config
-from mbv1.engine.trainer import TrainResult, resume_config, train
+from mbv1.engine.resume import resume_config
+from mbv1.engine.trainer import TrainResult, train
 
 __all__ = ["Config", "TrainResult", "load_config", "resume_config", "train"]

@@ -21,7 +21,13 @@ import torch
 from torch import nn
 
 from mbv1.backbone.mobilenet import MobileNetV1
-from mbv1.backbone.pretrained import InitWeights, body_prefix, init_alpha
+from mbv1.backbone.pretrained import (
+    NAMED_ALPHA,
+    InitWeights,
+    body_prefix,
+    init_alpha,
+    read_init,
+)
 from mbv1.errors import MBV1Error
 
 _BODY = re.compile(r"^conv\d+\.")
@@ -36,14 +42,18 @@ def find_body(model: nn.Module) -> tuple[str, MobileNetV1]:
                     "(model.init, model.freeze, model.norm_eval) need one")
 
 
-def drop_default_init(cfg, init: InitWeights) -> str | None:
+def drop_default_init(cfg) -> str | None:
     """When ``model.init`` came from the task's default recipe and the command line asked for
     another width, the default weights cannot apply: clear ``model.init`` (and the recipe's
     ``model.freeze``, which only makes sense on pretrained weights) and return the note to
-    print. A ``model.init`` the user chose is never dropped (a mismatch then fails)."""
-    alpha = init_alpha(init)
-    if "model.init" in cfg.explicit or alpha is None or "model.alpha" not in cfg.explicit \
-            or abs(alpha - cfg.model.alpha) < 1e-6:
+    print. A ``model.init`` the user chose is never dropped (a mismatch then fails). A named
+    body's width is known without reading it (so nothing needs to be pulled for this)."""
+    if not cfg.model.init or "model.init" in cfg.explicit or "model.alpha" not in cfg.explicit:
+        return None
+    alpha = NAMED_ALPHA.get(cfg.model.init)
+    if alpha is None:
+        alpha = init_alpha(read_init(cfg.model.init, cfg.model.init_format))
+    if alpha is None or abs(alpha - cfg.model.alpha) < 1e-6:
         return None
     name = cfg.model.init
     cfg.set("model.init", None, explicit=False)

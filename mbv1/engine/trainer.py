@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import signal
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,14 +27,15 @@ from torch.utils.data import DataLoader
 
 from mbv1 import seeding
 from mbv1.backbone.pretrained import InitWeights, read_init
-from mbv1.checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from mbv1.checkpoint import load_model_state, save_checkpoint
 from mbv1.engine import distributed as D
 from mbv1.engine import finetune, runs
-from mbv1.engine.config import RESUME_MUTABLE, Config, config_from_dict
+from mbv1.engine.config import Config
 from mbv1.engine.ema import ModelEMA
 from mbv1.engine.meta import build_meta, recipe_line
 from mbv1.engine.optim import build_optimizer, build_scheduler
 from mbv1.engine.progress import Progress
+from mbv1.engine.resume import StopFlag, resume_checkpoint
 from mbv1.engine.sampler import ResumableSampler
 from mbv1.engine.task import FrozenTeacher, Metrics, Task
 from mbv1.errors import MBV1Error
@@ -53,29 +53,6 @@ class TrainResult:
     interrupted: int | None  # the signal that stopped the run, if any
     model: nn.Module  # the evaluated weights (EMA when on), unwrapped
     wall_s: float
-
-
-class StopFlag:
-    """Turns SIGTERM / SIGINT into a flag checked after every step (main thread only)."""
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._old: dict = {}
-
-    def __enter__(self) -> StopFlag:
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGTERM, signal.SIGINT):
-                self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # second Ctrl-C: stop now, without saving
-        self.signum = signum
-
-    def __exit__(self, *exc) -> None:
-        for s, old in self._old.items():
-            signal.signal(s, old)
 
 
 def train(task_cls: type[Task], cfg: Config, *, resume: str | Path | None = None,
@@ -98,38 +75,6 @@ def train(task_cls: type[Task], cfg: Config, *, resume: str | Path | None = None
         torch.set_num_threads(saved[1])
 
 
-def resume_config(task_cls: type[Task], run_dir: str | Path, options: dict | None = None,
-                  overrides: list[str] = ()) -> Config:
-    """The config of the run being resumed, with the changes a resume allows
-    (``config.RESUME_MUTABLE``: epochs, workers, device, data paths, logging)."""
-    ckpt = _resume_checkpoint(task_cls, run_dir)
-    cfg = config_from_dict(task_cls, ckpt["config"], f"{run_dir}/last.pt")
-    before = cfg.to_dict()
-    for key, value in (options or {}).items():
-        if value is not None:
-            cfg.set(key, value)
-    cfg.apply_overrides(list(overrides))
-    after = cfg.to_dict()
-    changed = [f"{s}.{k}" for s in after if isinstance(after[s], dict)
-               for k in after[s] if after[s][k] != before[s][k]]
-    frozen = [k for k in changed if k not in RESUME_MUTABLE]
-    if frozen:
-        raise MBV1Error(f"cannot change {', '.join(frozen)} when resuming (the continuation would "
-                        f"not be exact); a resume may change {', '.join(sorted(RESUME_MUTABLE))}. "
-                        "Start a new run with model.init=RUN_DIR instead")
-    return cfg
-
-
-def _resume_checkpoint(task_cls, run_dir) -> dict:
-    path = Path(run_dir)
-    path = path if path.is_file() else path / runs.LAST
-    ckpt = load_checkpoint(path, task=task_cls.name)
-    if "optimizer" not in ckpt:
-        raise MBV1Error(f"{path} holds no training state (a best.pt?): resume from the run "
-                        "folder or its last.pt")
-    return ckpt
-
-
 def _last_line(message: str) -> str:
     line = message.strip().splitlines()[-1] if message.strip() else message
     return line.split("MBV1Error: ", 1)[-1]
@@ -138,7 +83,7 @@ def _last_line(message: str) -> str:
 class Trainer:
     def __init__(self, task_cls, cfg: Config, env: D.DistEnv, resume, exist_ok, command, tty):
         self.task_cls, self.cfg, self.env = task_cls, cfg, env
-        self.ckpt = _resume_checkpoint(task_cls, resume) if resume else None
+        self.ckpt = resume_checkpoint(task_cls, resume) if resume else None
         self.resume_dir = Path(resume) if resume else None
         self.exist_ok, self.command = exist_ok, command
         self.progress = Progress(env.is_main, cfg.run.log_every, tty)
@@ -182,16 +127,14 @@ class Trainer:
         seeding.set_deterministic(t.deterministic)
         seeding.seed_everything(t.seed, env.rank)
         init = None
-        if cfg.model.init and self.ckpt is None:
-            init = read_init(cfg.model.init, cfg.model.init_format)
-            note = finetune.drop_default_init(cfg, init)
+        if self.ckpt is None:
+            note = finetune.drop_default_init(cfg)
             if note:
                 self.progress.log(note)
-                init = None
-        if self.ckpt is None:
             self.progress.log(f"recipe: {recipe_line(cfg)}")
-        if init is not None:
-            self._adopt(init)
+            if cfg.model.init:
+                init = read_init(cfg.model.init, cfg.model.init_format)
+                self._adopt(init)
         self.task = self.task_cls(cfg, env.device)
         self.task.run_dir = self.run_dir
         self.task.resume_meta = self.ckpt["meta"] if self.ckpt is not None else None
