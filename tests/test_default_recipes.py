@@ -17,7 +17,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_RECIPES = {
     "face-attributes": "faces/face-ssd-attributes_1.0_128.yaml",
     "face-embeddings": "faces/face-ssd_1.0_128.yaml",
-    "faces": "faces/face-ssd_1.0_128.yaml",
+    "faces": "faces/face-ssd-attributes_1.0_128.yaml",
 }
 
 
