@@ -20,8 +20,10 @@ class PeerFormat(str, Enum):
 
 
 class Backend(str, Enum):
+    auto = "auto"
     eager = "eager"
     onnxruntime = "onnxruntime"
+    openvino = "openvino"
 
 
 @lru_cache(maxsize=1)

@@ -37,6 +37,9 @@ from mbv1.cli import faces as _faces_cli  # noqa: E402  (registered in order)
 
 app.command("faces")(_faces_cli.faces)
 app.command("verify")(_faces_cli.verify)
+from mbv1.cli.export import export as _export  # noqa: E402  (registered in order)
+
+app.command("export")(_export)
 
 
 @app.command()

@@ -1,10 +1,10 @@
-"""ONNX Runtime inference for an SSD: export once per (checkpoint, input size), cached, and
-checked against eager PyTorch at export time."""
+"""Exported-runtime inference for an SSD (ONNX Runtime, OpenVINO): exported once per
+(checkpoint, input size) into the cache, checked against eager PyTorch at export time (a file
+that disagrees is deleted, never used)."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,23 +13,6 @@ import torch
 from mbv1.errors import MBV1Error
 
 EXPORT_ATOL = 1e-3
-
-
-def export_onnx(model: torch.nn.Module, input_size: int, path: Path) -> Path:
-    """Export ``model`` (eval, BN folded) with a fixed ``[1, 3, S, S]`` input to ``path``
-    atomically; outputs ``box_codes [1, A, 4]`` and ``class_logits [1, A, C+1]``."""
-    from mbv1.checkpoint import atomic_write
-
-    model = model.eval().cpu()
-    x = torch.zeros(1, 3, input_size, input_size)
-
-    def write(tmp):
-        with torch.no_grad():
-            torch.onnx.export(model, (x,), tmp, input_names=["images"],
-                              output_names=["box_codes", "class_logits"], opset_version=17,
-                              dynamo=False)
-
-    return atomic_write(path, write)
 
 
 def cache_path(checkpoint: Path, input_size: int) -> Path:
@@ -41,28 +24,28 @@ def cache_path(checkpoint: Path, input_size: int) -> Path:
 
 
 class OnnxRunner:
-    """Callable ``x [1,3,S,S] → (box_codes, class_logits)`` on ONNX Runtime (CPU or CUDA EP)."""
+    """Callable ``x [1,3,S,S] → (box_codes, class_logits)`` on ONNX Runtime (CPU or CUDA EP)
+    or, with ``runtime="openvino"``, on OpenVINO's CPU plugin (fp32)."""
 
     def __init__(self, model: torch.nn.Module, input_size: int, checkpoint: Path,
-                 threads: int | None = None):
-        try:
-            import onnxruntime as ort
-        except ImportError:  # pragma: no cover - a declared dependency
-            raise MBV1Error("--backend onnxruntime needs the onnxruntime package: pip install onnxruntime") from None
+                 threads: int | None = None, runtime: str = "onnxruntime"):
+        from mbv1.export.onnx_file import export_onnx, openvino_from_onnx
+        from mbv1.export.runtimes import OpenVinoRunner, OrtRunner
+
         self.device = next(model.parameters()).device
-        path = cache_path(checkpoint, input_size)
+        path = onnx_path = cache_path(checkpoint, input_size)
+        if runtime == "openvino":
+            path = onnx_path.with_suffix(".xml")
         fresh = not path.exists()
-        if fresh:
-            export_onnx(model, input_size, path)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
-        # Spinning threads steal the cores that decoding and NMS need (environment.md: ~25%).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = ["CPUExecutionProvider"]
-        if self.device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        if not onnx_path.exists() and fresh:
+            export_onnx(model.cpu(), input_size, ["box_codes", "class_logits"], onnx_path)
+            model.to(self.device)
+        if runtime == "openvino":
+            if fresh:
+                openvino_from_onnx(onnx_path, path)
+            self.runner = OpenVinoRunner(path, threads)
+        else:
+            self.runner = OrtRunner(path, threads, cuda=self.device.type == "cuda")
         if fresh:
             self._check(model, input_size, path)
 
@@ -71,12 +54,14 @@ class OnnxRunner:
         with torch.no_grad():
             ref = [t.cpu().numpy() for t in model.cpu()(x)]
         model.to(self.device)
-        got = self.session.run(None, {"images": x.numpy()})
+        got = self.runner(x.numpy())
         err = max(float(np.abs(a - b).max()) for a, b in zip(ref, got))
         if err > EXPORT_ATOL:
             path.unlink(missing_ok=True)
-            raise MBV1Error(f"ONNX export disagrees with PyTorch (max abs diff {err:.2e}); use --backend eager")
+            path.with_suffix(".bin").unlink(missing_ok=True)
+            raise MBV1Error(f"the {path.suffix} export disagrees with PyTorch (max abs diff "
+                            f"{err:.2e}); use --backend eager")
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        codes, logits = self.session.run(None, {"images": x.detach().cpu().numpy()})
+        codes, logits = self.runner(x.detach().cpu().numpy())
         return torch.from_numpy(codes).to(x.device), torch.from_numpy(logits).to(x.device)

