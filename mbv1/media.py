@@ -235,35 +235,137 @@ def increment_dir(root: Path, name: str, exist_ok: bool = False) -> Path:
 
 @dataclass
 class StreamStats:
-    """What :func:`run_stream` counted: frames, items found (boxes, faces), decode ms/frame."""
+    """What :func:`run_stream` counted: frames, items found (boxes, faces), decode ms/frame,
+    and the stream's wall-clock seconds (decoding, model and writing together)."""
 
     frames: int
     items: int
     decode_ms: float
+    wall_s: float = 0.0
 
 
 def run_stream(src: Source, process, writer=None, vid_stride: int = 1, progress=None,
-               warn=None) -> StreamStats:
+               warn=None, pipelined: bool = True) -> StreamStats:
     """Stream frames of ``src`` through ``process(rgb) -> result`` (a sized result), handing
     each to ``writer.add(frame, result)`` and ``progress(frames, len(result))``; the writer is
-    closed even when the stream fails. Shared by ``mbv1 detect`` and ``mbv1 faces``."""
+    closed even when the stream fails. Shared by ``mbv1 detect`` and ``mbv1 faces``.
+
+    ``pipelined``: decoding runs one frame ahead in a thread of its own and the writer (drawing,
+    video encoding, JSON) one frame behind in another, so the model is not waiting on either
+    (OpenCV releases the GIL while it decodes and encodes). Frames keep their order: one
+    producer, one consumer, bounded queues. An error in either thread stops the stream and is
+    raised here."""
     import time
 
-    frames = items = 0
-    decode_s = 0.0
-    t = time.perf_counter()
-    try:
-        for frame in iter_frames(src, vid_stride, warn=warn):
-            decode_s += time.perf_counter() - t
-            result = process(frame.rgb)
-            frames += 1
-            items += len(result)
+    t0 = time.perf_counter()
+    if not pipelined:
+        frames = items = 0
+        decode_s = 0.0
+        t = time.perf_counter()
+        try:
+            for frame in iter_frames(src, vid_stride, warn=warn):
+                decode_s += time.perf_counter() - t
+                result = process(frame.rgb)
+                frames, items = frames + 1, items + len(result)
+                if writer:
+                    writer.add(frame, result)
+                if progress:
+                    progress(frames, len(result))
+                t = time.perf_counter()
+        finally:
             if writer:
-                writer.add(frame, result)
+                writer.close()
+        return StreamStats(frames, items, 1000 * decode_s / max(frames, 1),
+                           time.perf_counter() - t0)
+    stats = _run_pipelined(src, process, writer, vid_stride, progress, warn)
+    stats.wall_s = time.perf_counter() - t0
+    return stats
+
+
+_END = object()
+
+
+def _run_pipelined(src, process, writer, vid_stride, progress, warn) -> StreamStats:
+    import queue
+    import threading
+    import time
+
+    decoded: queue.Queue = queue.Queue(maxsize=2)
+    to_write: queue.Queue = queue.Queue(maxsize=2)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    decode_s = [0.0]
+
+    def put(q, item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def decode() -> None:
+        try:
+            t = time.perf_counter()
+            for frame in iter_frames(src, vid_stride, warn=warn):
+                decode_s[0] += time.perf_counter() - t
+                if not put(decoded, frame):
+                    return
+                t = time.perf_counter()
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            errors.append(e)
+        finally:
+            put(decoded, _END)
+
+    def write() -> None:
+        try:
+            while (item := to_write.get()) is not _END:
+                writer.add(*item)
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            errors.append(e)
+            stop.set()
+
+    reader = threading.Thread(target=decode, name="mbv1-decode", daemon=True)
+    sink = threading.Thread(target=write, name="mbv1-write", daemon=True) if writer else None
+    reader.start()
+    if sink:
+        sink.start()
+    frames = items = 0
+    try:
+        while not stop.is_set():
+            try:
+                frame = decoded.get(timeout=0.1)
+            except queue.Empty:
+                if reader.is_alive():
+                    continue
+                break  # the decoder ended without its marker: the writer stopped the stream
+            if frame is _END:
+                break
+            result = process(frame.rgb)
+            frames, items = frames + 1, items + len(result)
+            if sink and not put(to_write, (frame, result)):
+                break
             if progress:
                 progress(frames, len(result))
-            t = time.perf_counter()
     finally:
+        while sink is not None and sink.is_alive():
+            try:  # the writer drains what is queued, then ends
+                to_write.put(_END, timeout=0.1)
+                break
+            except queue.Full:
+                continue
+        if sink:
+            sink.join()
+        stop.set()
+        while reader.is_alive():  # unblock a decoder waiting on a full queue
+            try:
+                decoded.get_nowait()
+            except queue.Empty:
+                pass
+            reader.join(timeout=0.05)
         if writer:
             writer.close()
-    return StreamStats(frames, items, 1000 * decode_s / max(frames, 1))
+    if errors:
+        raise errors[0]
+    return StreamStats(frames, items, 1000 * decode_s[0] / max(frames, 1))

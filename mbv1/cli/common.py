@@ -159,7 +159,7 @@ def print_speed(result, detector) -> None:
         c.print(f"predictions: {result.predictions}")
     elif result.out_dir:
         c.print(f"results saved to {result.out_dir}")
-    total = sum(ms.values())
+    fps = result.frames / result.wall_s if result.wall_s else 0.0
     c.print(f"Speed: {ms['decode']:.1f} ms decode, {ms['preprocess']:.1f} ms preprocess, "
             f"{ms['inference']:.1f} ms inference, {ms['postprocess']:.1f} ms postprocess per frame "
-            f"({1000 / total if total else 0:.1f} frames/s end to end)")
+            f"({fps:.1f} frames/s end to end, decoding and writing beside the model)")

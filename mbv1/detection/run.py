@@ -18,6 +18,7 @@ class DetectResult:
     ms: dict[str, float]  # per frame: decode, preprocess, inference, postprocess
     video: Path | None = None
     predictions: Path | None = None
+    wall_s: float = 0.0  # the whole stream: decoding, model and writing overlap
 
 
 def detect(source: str, detector: Detector, project: Path = Path("runs/detect"), name: str = "predict",
@@ -36,7 +37,7 @@ def detect(source: str, detector: Detector, project: Path = Path("runs/detect"),
     stats = run_stream(src, detector, writer, vid_stride, progress, warn)
     ms = {"decode": stats.decode_ms, **detector.timings.per_frame()}
     return DetectResult(out_dir, stats.frames, stats.items, ms, writer.video if writer else None,
-                        writer.predictions if writer else None)
+                        writer.predictions if writer else None, stats.wall_s)
 
 
 def _annotate(frame, result: Detections):

@@ -30,6 +30,7 @@ class FacesResult:
     ms: dict[str, float]  # per frame: decode, detect, attributes, embedding
     video: Path | None = None
     predictions: Path | None = None
+    wall_s: float = 0.0  # the whole stream: decoding, model and writing overlap
 
 
 def faces(source: str, analyzer: FaceAnalyzer, project: Path = Path("runs/faces"),
@@ -46,7 +47,7 @@ def faces(source: str, analyzer: FaceAnalyzer, project: Path = Path("runs/faces"
     stats = run_stream(src, analyzer, writer, vid_stride, progress, warn)
     ms = {"decode": stats.decode_ms, **analyzer.per_frame_ms()}
     return FacesResult(out_dir, stats.frames, stats.items, ms, writer.video if writer else None,
-                       writer.predictions if writer else None)
+                       writer.predictions if writer else None, stats.wall_s)
 
 
 def _annotate(frame, result: list[FaceResult]):
