@@ -139,3 +139,24 @@ def test_preprocess_scale_back():
     assert pre.frame_scale(1280, 1920) == (1920.0, 1920.0)
     x = pre(np.zeros((10, 20, 3), np.uint8))
     assert x.shape == (1, 3, 512, 512) and float(x.min()) == -1.0
+
+
+def test_old_ssd_checkpoint_schema_is_migrated(tmp_path):
+    """Converted detectors of earlier mbv1 versions kept the SSDConfig in config["model"];
+    they load through the one schema (meta["ssd"]) and compute the same."""
+    from mbv1.checkpoint import save_checkpoint
+    from mbv1.detection.predictor import load_ssd
+    from mbv1.detection.ssd import SSD, SSDConfig, upgrade_checkpoint
+
+    torch.manual_seed(0)
+    model = SSD(SSDConfig(num_classes=3, alpha=0.25)).eval()
+    old = save_checkpoint(tmp_path / "old.pt", task="detection", model=model,
+                          config={"model": model.config.to_dict()}, meta={"labels": ["a", "b", "c"]})
+    loaded, meta = load_ssd(old)
+    assert meta["ssd"] == model.config.to_dict()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(model(x), loaded(x)):
+            torch.testing.assert_close(a, b)
+    new = {"meta": {"ssd": model.config.to_dict()}, "config": {"model": {"alpha": 0.25}}}
+    assert upgrade_checkpoint(new) is new  # the current schema passes through untouched
