@@ -29,6 +29,7 @@ class Frame:
     index: int
     path: Path | None
     time_s: float | None = None
+    prepared: object = None  # what run_stream's ``prepare`` made of it
 
 
 @dataclass
@@ -245,7 +246,7 @@ class StreamStats:
 
 
 def run_stream(src: Source, process, writer=None, vid_stride: int = 1, progress=None,
-               warn=None, pipelined: bool = True) -> StreamStats:
+               warn=None, pipelined: bool = True, prepare=None) -> StreamStats:
     """Stream frames of ``src`` through ``process(rgb) -> result`` (a sized result), handing
     each to ``writer.add(frame, result)`` and ``progress(frames, len(result))``; the writer is
     closed even when the stream fails. Shared by ``mbv1 detect`` and ``mbv1 faces``.
@@ -254,7 +255,8 @@ def run_stream(src: Source, process, writer=None, vid_stride: int = 1, progress=
     video encoding, JSON) one frame behind in another, so the model is not waiting on either
     (OpenCV releases the GIL while it decodes and encodes). Frames keep their order: one
     producer, one consumer, bounded queues. An error in either thread stops the stream and is
-    raised here."""
+    raised here. ``prepare(rgb)``, when given, runs beside decoding (e.g. the detector's
+    resize and normalisation) and ``process(rgb, prepared)`` gets its result."""
     import time
 
     t0 = time.perf_counter()
@@ -265,7 +267,8 @@ def run_stream(src: Source, process, writer=None, vid_stride: int = 1, progress=
         try:
             for frame in iter_frames(src, vid_stride, warn=warn):
                 decode_s += time.perf_counter() - t
-                result = process(frame.rgb)
+                result = process(frame.rgb) if prepare is None else \
+                    process(frame.rgb, prepare(frame.rgb))
                 frames, items = frames + 1, items + len(result)
                 if writer:
                     writer.add(frame, result)
@@ -277,7 +280,7 @@ def run_stream(src: Source, process, writer=None, vid_stride: int = 1, progress=
                 writer.close()
         return StreamStats(frames, items, 1000 * decode_s / max(frames, 1),
                            time.perf_counter() - t0)
-    stats = _run_pipelined(src, process, writer, vid_stride, progress, warn)
+    stats = _run_pipelined(src, process, writer, vid_stride, progress, warn, prepare)
     stats.wall_s = time.perf_counter() - t0
     return stats
 
@@ -285,7 +288,7 @@ def run_stream(src: Source, process, writer=None, vid_stride: int = 1, progress=
 _END = object()
 
 
-def _run_pipelined(src, process, writer, vid_stride, progress, warn) -> StreamStats:
+def _run_pipelined(src, process, writer, vid_stride, progress, warn, prepare) -> StreamStats:
     import queue
     import threading
     import time
@@ -310,6 +313,8 @@ def _run_pipelined(src, process, writer, vid_stride, progress, warn) -> StreamSt
             t = time.perf_counter()
             for frame in iter_frames(src, vid_stride, warn=warn):
                 decode_s[0] += time.perf_counter() - t
+                if prepare is not None:
+                    frame.prepared = prepare(frame.rgb)
                 if not put(decoded, frame):
                     return
                 t = time.perf_counter()
@@ -342,7 +347,7 @@ def _run_pipelined(src, process, writer, vid_stride, progress, warn) -> StreamSt
                 break  # the decoder ended without its marker: the writer stopped the stream
             if frame is _END:
                 break
-            result = process(frame.rgb)
+            result = process(frame.rgb) if prepare is None else process(frame.rgb, frame.prepared)
             frames, items = frames + 1, items + len(result)
             if sink and not put(to_write, (frame, result)):
                 break

@@ -131,11 +131,21 @@ class Detector:
             torch.cuda.synchronize(self.device)
 
     @torch.inference_mode()
-    def __call__(self, rgb: np.ndarray) -> Detections:
-        """Detect in one ``uint8 [H, W, 3]`` RGB frame."""
+    def prepare(self, rgb: np.ndarray) -> torch.Tensor:
+        """The network input of a frame (resize, pad, normalise): separate so that a stream
+        can prepare the next frame while the model runs on this one."""
         t0 = time.perf_counter()
         x = self.pre(rgb, self.device)
         self._sync()
+        self.timings.ms["preprocess"] += 1000 * (time.perf_counter() - t0)
+        return x
+
+    @torch.inference_mode()
+    def __call__(self, rgb: np.ndarray, x: torch.Tensor | None = None) -> Detections:
+        """Detect in one ``uint8 [H, W, 3]`` RGB frame (``x``: its input from :meth:`prepare`,
+        when already made)."""
+        if x is None:
+            x = self.prepare(rgb)
         t1 = time.perf_counter()
         codes, logits = self._runner(x)
         self._sync()
@@ -152,7 +162,7 @@ class Detector:
                          [self.labels[i] for i in labels])
         t3 = time.perf_counter()
         self.timings.frames += 1
-        for k, dt in (("preprocess", t1 - t0), ("inference", t2 - t1), ("postprocess", t3 - t2)):
+        for k, dt in (("inference", t2 - t1), ("postprocess", t3 - t2)):
             self.timings.ms[k] += 1000 * dt
         return out
 

@@ -34,7 +34,8 @@ def detect(source: str, detector: Detector, project: Path = Path("runs/detect"),
     out_dir = increment_dir(Path(project), name, exist_ok) if save else None
     writer = PredictionWriter(src, out_dir, _annotate, lambda r: {"detections": r.to_list()},
                               coco=_coco) if save else None
-    stats = run_stream(src, detector, writer, vid_stride, progress, warn)
+    stats = run_stream(src, detector, writer, vid_stride, progress, warn,
+                       prepare=detector.prepare)
     ms = {"decode": stats.decode_ms, **detector.timings.per_frame()}
     return DetectResult(out_dir, stats.frames, stats.items, ms, writer.video if writer else None,
                         writer.predictions if writer else None, stats.wall_s)
