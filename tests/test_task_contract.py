@@ -62,6 +62,13 @@ TINY = {"classification": _classification, "fine-grained": _fine_grained,
         "face-embeddings": _faces, "faces": _faces}
 
 
+# Frameworks of a task through the same checks: "task/variant" -> (task, extra overrides).
+VARIANTS = {"detection/faster-rcnn": ("detection", [
+    "model.framework=faster-rcnn", "faster_rcnn.anchor_sizes=[16, 32]",
+    "faster_rcnn.proposals=32", "faster_rcnn.rpn_depth=64"])}
+CASES = sorted(TASKS) + sorted(VARIANTS)
+
+
 def test_every_registered_task_has_tiny_data_here():
     assert set(TINY) == set(TASKS)
 
@@ -75,9 +82,10 @@ def _outputs(out) -> list[torch.Tensor]:
 
 
 def _built(name: str, root: Path):
+    name, variant = VARIANTS.get(name, (name, []))
     cls = get_task(name)
     data, extra = TINY[name](root)
-    cfg = load_config(cls, None, [*COMMON, *extra, f"run.project={root / 'runs'}"],
+    cfg = load_config(cls, None, [*COMMON, *extra, *variant, f"run.project={root / 'runs'}"],
                       {"data.path": str(data)})
     task = cls(cfg, "cpu")
     datasets = task.build_datasets()
@@ -91,7 +99,7 @@ def _batch(task, dataset, n: int = 4) -> dict:
     return task.to_device(task.collate([dataset[i] for i in range(min(n, len(dataset)))]))
 
 
-@pytest.mark.parametrize("name", sorted(TASKS))
+@pytest.mark.parametrize("name", CASES)
 def test_task_contract(name, tmp_path):
     cls, cfg, task, datasets, info, model = _built(name, tmp_path)
     # forward_loss: a finite scalar "loss" and tensor parts; every trainable parameter learns
@@ -122,7 +130,7 @@ def test_task_contract(name, tmp_path):
     assert type(eval_out) is type(train_out)
     assert [t.shape for t in _outputs(eval_out)] == [t.shape for t in _outputs(train_out)]
     # checkpoint round trip: the meta comes back as saved, the rebuilt model computes the same
-    path = save_checkpoint(tmp_path / "model.pt", task=name, model=model, config=cfg.to_dict(),
+    path = save_checkpoint(tmp_path / "model.pt", task=cls.name, model=model, config=cfg.to_dict(),
                            meta=info)
     _, rebuilt, meta = load_trained(cls, path, {"train.device": "cpu"})
     assert meta == info and not rebuilt.training
@@ -134,10 +142,10 @@ def test_task_contract(name, tmp_path):
 # Steps of Adam on one fixed batch, and the fraction of the first loss it must get under.
 OVERFIT = {"classification": (60, 0.05), "fine-grained": (60, 0.05), "detection": (120, 0.25),
            "geolocation": (60, 0.05), "face-attributes": (80, 0.25), "face-embeddings": (80, 0.1),
-           "faces": (80, 0.25)}
+           "faces": (80, 0.25), "detection/faster-rcnn": (120, 0.25)}
 
 
-@pytest.mark.parametrize("name", sorted(TASKS))
+@pytest.mark.parametrize("name", CASES)
 def test_task_overfits_a_handful_of_samples(name, tmp_path):
     """A handful of samples, one batch, driven towards zero loss: the model, loss and targets
     are wired so that learning can happen (a mislabelled or detached target cannot pass)."""

@@ -15,6 +15,10 @@ count, the box predictors are loaded. Loss: :func:`mbv1.detection.loss.ssd_loss`
 post-process (score ≥ ``ssd.eval_conf``, per-class NMS at ``ssd.nms_iou``, top
 ``ssd.max_det``) then pycocotools COCOeval on the named split, in percent.
 
+``model.framework=faster-rcnn`` trains Faster R-CNN-MobileNetV1 instead (TF OD API layout,
+:mod:`mbv1.detection.faster_rcnn`; settings in the ``faster_rcnn`` section, loss and evaluation
+in :mod:`mbv1.tasks.detection_two_stage`) on the same data and the same COCO evaluation.
+
 Defaults follow TF's ``ssd_mobilenet_v1_coco.config``: 300x300, RMSProp lr 0.004 (decay 0.9,
 momentum 0.9, ε 1.0) ×0.95 every 800,720 steps of 24 (≈163 COCO epochs), L2 4e-5, batch 24,
 200k steps (≈41 epochs of COCO train2017).
@@ -40,6 +44,7 @@ from mbv1.engine.config import DataConfig, choice
 from mbv1.engine.task import Datasets, Metrics, Task, row_dict
 from mbv1.errors import MBV1Error
 from mbv1.paper import TABLE13
+from mbv1.tasks import detection_two_stage as two_stage
 
 PAPER_ROW = next(r for r in TABLE13 if r.model == "SSD 300 MobileNet")
 AP_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
@@ -104,7 +109,9 @@ class DetectionTask(Task):
     """SSD-MobileNetV1 on COCO-format data (paper Table 13)."""
 
     name = "detection"
-    sections: ClassVar[dict[str, type]] = {"data": DetectionDataConfig, "ssd": SSDSection}
+    sections: ClassVar[dict[str, type]] = {"data": DetectionDataConfig, "ssd": SSDSection,
+                                           "model": two_stage.DetectionModelConfig,
+                                           "faster_rcnn": two_stage.FasterRCNNSection}
     defaults: ClassVar[dict] = {
         "model": {"resolution": 300},
         "train": {"optimizer": "rmsprop", "lr": 0.004, "momentum": 0.9, "rmsprop_decay": 0.9,
@@ -203,8 +210,17 @@ class DetectionTask(Task):
         d, size = self.cfg.data, self.cfg.model.resolution
         info = {**labels, "num_classes": len(labels["labels"]),
                 "preprocess": Preprocess(size, tuple(d.mean), tuple(d.std)).to_dict()}
-        info["ssd"] = self.ssd_config(info).to_dict()
+        if self.is_faster_rcnn:
+            info["faster_rcnn"] = two_stage.faster_rcnn_config(self.cfg,
+                                                               info["num_classes"]).to_dict()
+        else:
+            info["ssd"] = self.ssd_config(info).to_dict()
         return info
+
+    @property
+    def is_faster_rcnn(self) -> bool:
+        """``model.framework=faster-rcnn``."""
+        return self.cfg.model.framework == "faster-rcnn"
 
     def collate(self, items: list) -> dict | None:
         return collate(items)
@@ -225,8 +241,22 @@ class DetectionTask(Task):
         if self.cfg.model.variant != "separable":
             raise MBV1Error(f"the detection task builds SSD on the separable MobileNetV1 only; "
                             f"got model.variant={self.cfg.model.variant}")
-        info = {**info, "ssd": info.get("ssd") or self.ssd_config(info).to_dict()}
-        return set_bn_momentum(build_model(info), self.cfg.model.bn_momentum)
+        from mbv1.detection import faster_rcnn
+
+        if faster_rcnn.is_faster_rcnn(info) or (self.is_faster_rcnn and "ssd" not in info):
+            num_classes = info.get("num_classes") or len(info["labels"])
+            info = {**info, "faster_rcnn": info.get("faster_rcnn")
+                    or two_stage.faster_rcnn_config(self.cfg, num_classes).to_dict()}
+            model = faster_rcnn.build_model(info)
+        else:
+            info = {**info, "ssd": info.get("ssd") or self.ssd_config(info).to_dict()}
+            model = build_model(info)
+        return set_bn_momentum(model, self.cfg.model.bn_momentum)
+
+    def cost_forward(self):
+        if self.is_faster_rcnn:  # the box classifier once per proposal
+            return lambda model, x: model.cost_pass(x)
+        return None
 
     def loss_config(self) -> LossConfig:
         s = self.cfg.ssd
@@ -243,6 +273,8 @@ class DetectionTask(Task):
 
     # -- training and evaluation ---------------------------------------------------------
     def forward_loss(self, model: nn.Module, batch: dict, teacher=None) -> dict[str, torch.Tensor]:
+        if two_stage.is_two_stage(model):
+            return two_stage.forward_loss(model, batch)
         x = batch["image"]
         codes, logits = model(x)
         anchors = self.anchors(model, x.shape[-2], x.shape[-1])
@@ -257,6 +289,8 @@ class DetectionTask(Task):
         ds = loader.dataset
         while not isinstance(ds, CocoDetection) and hasattr(ds, "dataset"):
             ds = ds.dataset
+        if two_stage.is_two_stage(model):
+            return two_stage.evaluate(self, model, loader, ds)
         post = PostprocessConfig(conf=s.eval_conf, iou=s.nms_iou, max_det=s.max_det)
         results, image_ids = [], []
         loss_sum = torch.zeros((), device=self.device)
@@ -293,11 +327,18 @@ class DetectionTask(Task):
         note = ("Table 13 is COCO2014 minival (8k images), trained on train+val minus minival; "
                 "compare only on that split" if coco80 else
                 "different dataset and label set: Table 13's COCO number is not comparable")
-        return [row_dict(PAPER_ROW, coco80, note)]
+        return [row_dict(self._paper_row(info), coco80, note)]
+
+    def _paper_row(self, info: dict):
+        if "faster_rcnn" in info:
+            return two_stage.paper_row(info.get("resolution") or self.cfg.model.resolution)
+        return PAPER_ROW
 
     def describe(self, metrics: Metrics, info: dict) -> list[str]:
         v = metrics.values
         ours = "  ".join(f"{k} {v[k]:.1f}" for k in AP_NAMES if k in v)
-        paper = (f"paper {PAPER_ROW.table} {PAPER_ROW.model}: mAP {PAPER_ROW.value:.1f} on "
+        row = self._paper_row(info)
+        paper = (f"paper {row.table} {row.model}: mAP {row.value:.1f} on "
                  "COCO2014 minival (8k images)")
-        return [f"mbv1 SSD-MobileNetV1 on {metrics.split}: {ours}", paper]
+        model = "Faster R-CNN-MobileNetV1" if "faster_rcnn" in info else "SSD-MobileNetV1"
+        return [f"mbv1 {model} on {metrics.split}: {ours}", paper]
