@@ -1,4 +1,5 @@
-"""``mbv1 detect``: the SSD face model (default) or any detection checkpoint on images/video."""
+"""``mbv1 detect``: the SSD face model (default) or any detection checkpoint (SSD or Faster
+R-CNN) on images/video."""
 
 from __future__ import annotations
 
@@ -30,11 +31,14 @@ def detect(
     from mbv1.detection.postprocess import PostprocessConfig
     from mbv1.detection.predictor import Detector
     from mbv1.detection.run import detect as run_detect
+    from mbv1.detection.two_stage_predictor import TwoStageDetector, is_two_stage_checkpoint
 
-    detector = Detector(resolve_weights(weights), device=device, backend=backend.value,
-                        resolution=resolution,
-                        post=PostprocessConfig(conf, iou, max_det, tuple(classes) if classes else None),
-                        warn=common.warn)
+    path = resolve_weights(weights)
+    # Faster R-CNN checkpoints (meta["faster_rcnn"]) have their own, eager, detector
+    kind = TwoStageDetector if weights is not None and is_two_stage_checkpoint(path) else Detector
+    detector = kind(path, device=device, backend=backend.value, resolution=resolution,
+                    post=PostprocessConfig(conf, iou, max_det, tuple(classes) if classes else None),
+                    warn=common.warn)
     result = common.run_with_progress(
         "detect", lambda progress: run_detect(source, detector, project, name, exist_ok, not no_save,
                                               vid_stride, progress=progress, warn=common.warn))
