@@ -49,13 +49,17 @@ def profile(
     variant: Annotated[common.Variant, typer.Option(help="Body variant (Tables 4-5).")] = common.Variant.separable,
     num_classes: Annotated[int, typer.Option(help="Classifier size (0: body only).")] = 1000,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    peers: Annotated[bool, typer.Option("--peers", help="The paper's comparison models (Tables 8-14) counted from torchvision/timm/mbv1 definitions with random weights.")] = False,
 ):
     """Params and mult-adds counted from the built modules, beside the paper's tables.
 
-    Without --alpha/--resolution: every cost figure of Tables 2-10 (and the task rows).
+    Without --alpha/--resolution: every cost figure of Tables 2-13 (and the task rows).
     """
     from mbv1 import profile as prof
 
+    if peers:
+        print_peers(json_out)
+        return
     if alpha is None and resolution is None:
         from mbv1.tasks import cost_rows
 
@@ -74,6 +78,24 @@ def profile(
                               f"{resolution or 224}px, {num_classes}-way FC")
     if rows:
         common.print_profile(rows)
+
+
+def print_peers(json_out: bool) -> None:
+    """``mbv1 profile --peers``: each comparison model's counted rows, or why it has none."""
+    from mbv1.peer_costs import peer_rows
+
+    counted = peer_rows()
+    rows = [r for _, rs in counted for r in rs]
+    missing = [p for p, rs in counted if not rs]
+    if json_out:
+        common.print_json({"rows": [r.to_dict() for r in rows],
+                           "not_counted": [{"table": p.table, "model": p.model,
+                                            "reason": p.note} for p in missing]})
+        return
+    common.print_profile(rows)
+    for p in missing:
+        common.console().print(f"{p.table} {p.model} ({p.paper_mult_adds_m:,.0f} M mult-adds, "
+                               f"{p.paper_params_m} M params): not counted, {p.note}")
 
 
 @app.command()
