@@ -26,7 +26,7 @@ $(STAMP): requirements.lock pyproject.toml
 # Re-resolve the lock for this machine's Python (keeps current pins unless LOCK_ARGS=--upgrade,
 # or LOCK_ARGS='--upgrade-package NAME'); then `make test`, and commit both files together.
 lock: setup
-	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python $(BIN)/python \
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra tflite --generate-hashes --python $(BIN)/python \
 		--custom-compile-command "make lock" -o requirements.lock $(LOCK_ARGS)
 
 setup: $(STAMP)

@@ -1,12 +1,15 @@
-"""Model time of one checkpoint on every runtime mbv1 exports to, side by side in one run.
+"""Model time on every runtime mbv1 exports to, side by side in one run.
 
-    .venv/bin/python benchmarks/runtimes.py [CKPT] [--iters N] [--threads T]
+    .venv/bin/python benchmarks/runtimes.py [--iters N] [--threads T] [--only NAME ...]
 
-Default CKPT: the real SSD-MobileNetV1 face model (512x512). Exports it (ONNX fp32, OpenVINO
-fp32, int8 QDQ calibrated on the embedded frames, through ``mbv1.export``), then times torch
-eager (BN folded, channels-last: mbv1's eager path) and each file on the same real input,
-interleaved round by round so that machine noise hits all alike; prints median ms, the ratio to
-eager and the share of this machine's sgemm peak, measured in the same run (a 2048^3 matmul).
+Models: the real SSD-MobileNetV1 face model (512x512, real frame, with the export's own parity
+figures), SSD300 on an α=1 body with COCO's 91 classes (random weights: the paper's Table 13
+row), and the MobileNetV1 classifier at α ∈ {1, 0.5, 0.25}, 224 px, batch 1 and 32. Each is
+exported (ONNX fp32, OpenVINO fp32, int8 QDQ calibrated on real frames, and at batch 1 TFLite
+fp32 on the LiteRT interpreter) and timed against
+torch eager (BN folded, channels-last), interleaved round by round so that machine noise hits
+all alike. Prints median ms, the ratio to eager and the share of this machine's sgemm peak,
+measured in the same run (a 2048^3 matmul).
 """
 
 from __future__ import annotations
@@ -24,8 +27,7 @@ import torch
 def sgemm_peak_gflops(n: int = 2048, reps: int = 5) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(reps))
-    return 2 * n**3 / best / 1e9
+    return max(2 * n**3 / _timed(lambda: a @ b) / 1e9 for _ in range(reps))
 
 
 def _timed(fn) -> float:
@@ -34,60 +36,110 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def main() -> None:
-    from mbv1.backbone.costs import count_costs
+class _Outputs(torch.nn.Module):
+    """A model whose forward returns a tensor or a tuple, as a tuple (ONNX outputs)."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        out = self.m(x)
+        return out if isinstance(out, tuple) else (out,)
+
+
+def models(frames) -> list[tuple[str, torch.nn.Module, int, int, list]]:
+    """``(name, module, input side, batch, calibration inputs)``."""
+    from mbv1.backbone import MobileNetV1, fuse_bn
     from mbv1.detection.face_model import default_checkpoint
-    from mbv1.export import export
-    from mbv1.export.calibration import real_frames
-    from mbv1.export.runtimes import runner_for
+    from mbv1.detection.preprocess import Preprocess
+    from mbv1.detection.ssd import SSD, SSDConfig
     from mbv1.export.spec import export_spec
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("checkpoint", nargs="?", default=None)
-    p.add_argument("--iters", type=int, default=20)
-    p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
-    spec = export_spec(ckpt)
-    x = spec.inputs(real_frames().gate[-1])[0]
-    gflop = 2 * count_costs(spec.module, spec.input_size).mult_adds / 1e9
-    runners = {}
-    eager = spec.module.to(memory_format=torch.channels_last)
+    def calib(size, batch):
+        pre = Preprocess(size)
+        xs = [pre(f) for f in frames[:16 * batch]]
+        return [torch.cat(xs[i:i + batch]) for i in range(0, len(xs) - batch + 1, batch)]
+
+    torch.manual_seed(0)
+    face = export_spec(default_checkpoint())
+    out = [("face SSD 512 (real weights)", face.module, 512, 1,
+            [x for f in frames[:32] for x in face.inputs(f)])]
+    ssd = fuse_bn(SSD(SSDConfig(num_classes=90, alpha=1.0)).eval())
+    out.append(("SSD300 α=1, 91 classes (random)", _Outputs(ssd), 300, 1, calib(300, 1)))
+    for alpha in (1.0, 0.5, 0.25):
+        body = fuse_bn(MobileNetV1(alpha).eval())
+        for batch in (1, 32):
+            out.append((f"MobileNetV1 α={alpha} 224, batch {batch}", _Outputs(body), 224, batch,
+                        calib(224, batch)[:4]))
+    return out
+
+
+def measure(name, module, size, batch, calib, tmp: Path, threads: int, iters: int) -> dict:
+    from mbv1.backbone.costs import count_costs
+    from mbv1.export.onnx_file import export_onnx, openvino_from_onnx
+    from mbv1.export.quantize import quantize_int8
+    from mbv1.export.runtimes import OpenVinoRunner, OrtRunner
+
+    x = calib[-1] if calib[-1].shape[0] == batch else torch.randn(batch, 3, size, size)
+    n_out = len(module(x[:1]))
+    names = [f"out{i}" for i in range(n_out)]
+    onnx = tmp / f"{abs(hash(name))}.onnx"
+    export_onnx(module, size, names, onnx, batch=batch)
+    xml = openvino_from_onnx(onnx, onnx.with_suffix(".xml"))
+    int8 = quantize_int8(onnx, onnx.with_suffix(".int8.onnx"), calib)
+    eager = module.to(memory_format=torch.channels_last)
+    xn, xc = x.numpy(), x.contiguous(memory_format=torch.channels_last)
+    ort, ov, q = OrtRunner(onnx, threads), OpenVinoRunner(xml, threads), OrtRunner(int8, threads)
 
     @torch.inference_mode()
     def run_eager():
-        return eager(x.contiguous(memory_format=torch.channels_last))
+        return eager(xc)
 
-    runners["torch eager (BN folded, NHWC)"] = run_eager
+    runners = {"torch eager (folded, NHWC)": run_eager, "ONNX Runtime fp32": lambda: ort(xn),
+               "OpenVINO fp32": lambda: ov(xn), "ONNX Runtime int8": lambda: q(xn)}
+    if batch == 1:  # the phone format: a fixed one-image input
+        from mbv1.export.runtimes import TfliteRunner
+        from mbv1.export.tflite_file import export_tflite
+
+        lite = TfliteRunner(export_tflite(module, size, onnx.with_suffix(".tflite")), threads)
+        runners["LiteRT fp32 (XNNPACK)"] = lambda: lite(xn)
+    for fn in runners.values():
+        for _ in range(2):
+            fn()
+    ms = {k: [] for k in runners}
+    for _ in range(iters):
+        for k, fn in runners.items():
+            ms[k].append(1000 * _timed(fn))
+    gflop = 2 * batch * count_costs(module.m if isinstance(module, _Outputs) else module,
+                                    size).mult_adds / 1e9
+    return {"gflop": gflop, "ms": {k: statistics.median(v) for k, v in ms.items()}}
+
+
+def main() -> None:
+    from mbv1.export.calibration import real_frames
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--only", nargs="*", default=None, help="substrings of model names")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    frames = real_frames().calibration
+    peak = sgemm_peak_gflops()
+    print(f"sgemm peak {peak:.1f} GFLOP/s (2048^3 matmul, this run), {args.threads} threads, "
+          f"torch {torch.__version__}")
+    print(f"{'model':34s} {'runtime':28s} {'ms':>8s} {'vs eager':>9s} {'% of peak':>10s}")
     with tempfile.TemporaryDirectory() as tmp:
-        for fmt, label in (("onnx", "ONNX Runtime fp32"), ("openvino", "OpenVINO fp32"),
-                           ("int8", "ONNX Runtime int8 (QDQ)")):
-            try:
-                res = export(ckpt, fmt, tmp, min_agreement=0.0, threads=args.threads)
-            except Exception as e:  # report and go on: one runtime missing is a finding
-                print(f"{label}: not measured ({e})")
+        for name, module, size, batch, calib in models(frames):
+            if args.only and not any(s in name for s in args.only):
                 continue
-            run = runner_for(res.path, args.threads)
-            xn = x.numpy()
-            runners[f"{label} [agreement {100 * res.parity['agreement']:.0f}%]"] = \
-                lambda run=run, xn=xn: run(xn)
-        peak = sgemm_peak_gflops()
-        for fn in runners.values():
-            for _ in range(3):
-                fn()
-        ms = {k: [] for k in runners}
-        for _ in range(args.iters):
-            for k, fn in runners.items():
-                ms[k].append(1000 * _timed(fn))
-    base = statistics.median(next(iter(ms.values())))
-    print(f"{ckpt.name}: {gflop:.2f} GFLOP per frame ({spec.input_size}x{spec.input_size}), "
-          f"{args.threads} threads, sgemm peak {peak:.1f} GFLOP/s (2048^3 matmul, same run)")
-    print(f"{'runtime':52s} {'ms':>8s} {'vs eager':>9s} {'% of peak':>10s}")
-    for k, v in ms.items():
-        m = statistics.median(v)
-        print(f"{k:52s} {m:8.1f} {base / m:8.2f}x {100 * gflop / (m / 1000) / peak:9.0f}%")
-    print(f"torch {torch.__version__}, numpy {np.__version__}")
+            r = measure(name, module, size, batch, calib, Path(tmp), args.threads, args.iters)
+            base = next(iter(r["ms"].values()))
+            for k, m in r["ms"].items():
+                pct = 100 * r["gflop"] / (m / 1000) / peak
+                print(f"{name:34s} {k:28s} {m:8.1f} {base / m:8.2f}x {pct:9.0f}%")
+    print(f"numpy {np.__version__}")
 
 
 if __name__ == "__main__":

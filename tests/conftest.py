@@ -43,6 +43,21 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _export_cache(tmp_path_factory):
+    """Files the exported-runtime backends write (``--backend auto``) go to a temporary folder,
+    not the user's cache; one runtime thread per xdist worker, as torch."""
+    before = {k: os.environ.get(k) for k in ("MBV1_EXPORT_CACHE", "MBV1_RUNTIME_THREADS")}
+    os.environ["MBV1_EXPORT_CACHE"] = str(tmp_path_factory.mktemp("export-cache"))
+    os.environ["MBV1_RUNTIME_THREADS"] = "1"
+    yield
+    for k, v in before.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 PEOPLE = {"ann": (230, 40, 40), "ben": (40, 230, 40), "cid": (40, 40, 230), "dot": (230, 230, 40)}
 
 

@@ -19,6 +19,10 @@ class PeerFormat(str, Enum):
     keras = "keras"
 
 
+BACKEND_HELP = ("Inference engine: auto (on the CPU the fastest runtime that passes its parity "
+                "check: OpenVINO, then ONNX Runtime; else eager), eager, onnxruntime, openvino.")
+
+
 class Backend(str, Enum):
     auto = "auto"
     eager = "eager"

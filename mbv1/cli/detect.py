@@ -22,7 +22,7 @@ def detect(
     vid_stride: Annotated[int, typer.Option(min=1, help="Process every N-th video frame.")] = 1,
     no_save: Annotated[bool, typer.Option("--no-save", help="Do not write annotated output or predictions.")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, …")] = "cpu",
-    backend: Annotated[common.Backend, typer.Option(help="Inference engine: auto (on the CPU the fastest runtime that passes its parity check: OpenVINO, ONNX Runtime; else eager), eager, onnxruntime, openvino.")] = common.Backend.auto,
+    backend: Annotated[common.Backend, typer.Option(help=common.BACKEND_HELP)] = common.Backend.auto,
     project: Annotated[Path, typer.Option(help="Parent folder of run folders.")] = Path("runs/detect"),
     name: Annotated[str, typer.Option(help="Run folder name (auto-suffixed: predict-2, …).")] = "predict",
     exist_ok: Annotated[bool, typer.Option("--exist-ok", help="Reuse the run folder.")] = False,

@@ -34,6 +34,7 @@ def faces(
     vid_stride: Annotated[int, typer.Option(min=1, help="Process every N-th video frame.")] = 1,
     no_save: Annotated[bool, typer.Option("--no-save", help="Do not write annotated output or predictions.")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, …")] = "cpu",
+    backend: Annotated[common.Backend, typer.Option(help=common.BACKEND_HELP + " For every network: detector, attributes, embedding.")] = common.Backend.auto,
     project: Annotated[Path, typer.Option(help="Parent folder of run folders.")] = Path("runs/faces"),
     name: Annotated[str, typer.Option(help="Run folder name (auto-suffixed: predict-2, …).")] = "predict",
     exist_ok: Annotated[bool, typer.Option("--exist-ok", help="Reuse the run folder.")] = False,
@@ -47,7 +48,8 @@ def faces(
 
     analyzer = FaceAnalyzer(weights, attributes=not no_attributes, embeddings=not no_embedding,
                             detector=detector.value, conf=conf, device=device,
-                            crop=crop.value if crop else None, landmarks=not no_landmarks)
+                            crop=crop.value if crop else None, landmarks=not no_landmarks,
+                            backend=backend.value, warn=common.warn)
     result = common.run_with_progress(
         "faces", lambda progress: run_faces(source, analyzer, project, name, exist_ok,
                                             not no_save, vid_stride, json_embedding,
@@ -73,6 +75,7 @@ def verify(
     detector: Annotated[FaceDetector, typer.Option(help="Face detector.")] = FaceDetector.ssd,
     conf: Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum detection score.")] = 0.5,
     device: Annotated[str, typer.Option(help="cpu, cuda, …")] = "cpu",
+    backend: Annotated[common.Backend, typer.Option(help=common.BACKEND_HELP)] = common.Backend.auto,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Same person or not: L2 distance of the two largest faces' embeddings against a threshold."""
@@ -87,7 +90,7 @@ def verify(
     from mbv1.faces.run import verify as run_verify
 
     analyzer = FaceAnalyzer(weights, attributes=False, embeddings=True, detector=detector.value,
-                            conf=conf, device=device)
+                            conf=conf, device=device, backend=backend.value, warn=common.warn)
     v = run_verify(a, b, analyzer, threshold)
     if json_out:
         common.print_json(asdict(v))

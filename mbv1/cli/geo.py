@@ -26,6 +26,7 @@ def geolocate(
     partition: Annotated[Path | None, typer.Option(help="Partition file to use; refused unless it is the checkpoint's own.")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 32,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    backend: Annotated[common.Backend, typer.Option(help=common.BACKEND_HELP)] = common.Backend.auto,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Where was each photo taken: lat, lon, nearest place, top-k cells with probabilities.
@@ -38,7 +39,8 @@ def geolocate(
     if top_k < 1:
         raise MBV1Error(f"--top-k must be at least 1; got {top_k}")
     paths = expand_sources(sources)
-    answers = list(Geolocator(weights, device, partition).locate(paths, top_k, batch_size))
+    answers = list(Geolocator(weights, device, partition, backend.value,
+                                  warn=common.warn).locate(paths, top_k, batch_size))
     if json_out:
         common.print_json([a.to_dict() for a in answers])
     else:

@@ -110,6 +110,7 @@ def classify(
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="Classes to show per image.")] = 5,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 32,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    backend: Annotated[common.Backend, typer.Option(help=common.BACKEND_HELP)] = common.Backend.auto,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Top-k classes with label names for an image, a folder or a glob."""
@@ -120,7 +121,7 @@ def classify(
     if top_k < 1:
         raise MBV1Error(f"--top-k must be at least 1; got {top_k}")
     paths = expand_sources(sources)
-    clf = Classifier(weights, device)
+    clf = Classifier(weights, device, backend.value, warn=common.warn)
     preds = list(clf.predict(paths, top_k, batch_size))
     if json_out:
         common.print_json([{"path": p.path, "error": p.error,

@@ -15,11 +15,7 @@ from mbv1.detection.postprocess import PostprocessConfig, postprocess
 from mbv1.detection.preprocess import Preprocess
 from mbv1.detection.ssd import SSD, build_model, upgrade_checkpoint
 from mbv1.errors import MBV1Error
-
-BACKENDS = ("auto", "eager", "onnxruntime", "openvino")
-# auto: the fastest runtime measured here (benchmarks/runtimes.py, face model, 2 threads:
-# OpenVINO 54.6 ms, ONNX Runtime 94.0, eager 99.6) that is present and passes its parity check.
-AUTO_ORDER = ("openvino", "onnxruntime")
+from mbv1.export.cached import AUTO_ORDER, BACKENDS  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -77,8 +73,6 @@ class Detector:
     def __init__(self, checkpoint: str | Path, device: str = "cpu", backend: str = "auto",
                  resolution: int | None = None, post: PostprocessConfig | None = None,
                  warn=None):
-        if backend not in BACKENDS:
-            raise MBV1Error(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise MBV1Error("--device cuda asked for, but PyTorch sees no CUDA GPU here: use --device cpu")
@@ -98,28 +92,13 @@ class Detector:
         self.model = fuse_bn(model).to(self.device, memory_format=torch.channels_last)
         s = self.pre.input_size
         self.anchors = self.model.anchors_for(s, s, self.device)
-        self.backend = "eager"
-        self._runner = self._eager
-        if device == "cpu" or self.device.type == "cpu":
-            tried = []
-            for runtime in (AUTO_ORDER if backend == "auto" else
-                            (backend,) if backend != "eager" else ()):
-                try:
-                    from mbv1.detection.onnx_backend import OnnxRunner
+        from mbv1.export.cached import file_key, runtime_for
 
-                    self._runner = OnnxRunner(self.model, s, self.checkpoint, runtime=runtime)
-                    self.backend = runtime
-                    break
-                except (MBV1Error, ImportError) as e:
-                    if backend != "auto":
-                        raise MBV1Error(str(e)) from None
-                    tried.append(f"{runtime}: {e}")
-            if tried and self.backend == "eager" and warn:
-                warn("--backend auto: no exported runtime passed (" + "; ".join(tried)
-                     + "); running eager")
-        elif backend not in ("auto", "eager"):
-            raise MBV1Error(f"--backend {backend} runs on the CPU here; on {device} use "
-                            "--backend eager (PyTorch) or auto")
+        self._exported = runtime_for(self.model, (3, s, s), ["box_codes", "class_logits"],
+                                     self.checkpoint.stem, file_key(self.checkpoint), backend,
+                                     self.device, batch=1, warn=warn)
+        self.backend = self._exported.runtime if self._exported else "eager"
+        self._runner = self._exported or self._eager
         self.timings = Timings()
 
     @torch.inference_mode()

@@ -2,7 +2,8 @@
 
 Formats: ``onnx`` (fp32, opset 17), ``int8`` (static post-training quantization, QDQ: uint8
 activations, int8 per-channel weights, calibrated on real frames by ONNX Runtime), ``openvino``
-(IR converted by OpenVINO from the ONNX file, fp32) and ``tflite``. Beside every file: a JSON
+(IR converted by OpenVINO from the ONNX file, fp32) and ``tflite`` (fp32 LiteRT flatbuffer
+converted by litert-torch, run by the LiteRT interpreter). Beside every file: a JSON
 sidecar with the preprocessing, labels and decoding another program needs, and (detectors) the
 anchors. At export the file is run by its own runtime on real frames and compared with the
 PyTorch model: max abs diff of the outputs and, for detectors, whether it finds the same
@@ -49,32 +50,14 @@ def export(checkpoint: str | Path, fmt: str, out_dir: str | Path = "runs/export"
     """
     if fmt not in FORMATS:
         raise MBV1Error(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
-    if fmt == "tflite":
-        raise MBV1Error("--format tflite: no TFLite converter installs beside mbv1's pinned "
-                        "torch 2.14.1 (litert-torch 0.9 needs torch<2.14; onnx2tf needs "
-                        "TensorFlow); export --format onnx and convert it with onnx2tf where "
-                        "TensorFlow is installed")
     from mbv1.export.calibration import real_frames
 
     spec = export_spec(checkpoint, resolution)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{Path(checkpoint).stem}-{spec.input_size}"
-    onnx_path = export_onnx(spec.module, spec.input_size, spec.outputs, out_dir / f"{stem}.onnx")
     frames = real_frames(calib)
-    if fmt == "int8":
-        from mbv1.export.quantize import quantize_int8
-
-        path = quantize_int8(onnx_path, out_dir / f"{stem}.int8.onnx",
-                             _inputs(spec, frames.calibration, limit=128))
-        files = [path]
-        onnx_path.unlink()  # the fp32 file is a step here, not the product
-    elif fmt == "openvino":
-        path = openvino_from_onnx(onnx_path, out_dir / f"{stem}.xml")
-        files = [path, path.with_suffix(".bin")]
-        onnx_path.unlink()
-    else:
-        path, files = onnx_path, [onnx_path]
+    path, files = _write(spec, fmt, out_dir, stem, frames)
     parity, lines = check(spec, path, frames.gate, threads)
     lines.insert(0, f"parity on {parity['inputs']} inputs from {len(frames.gate)} frames of "
                     f"{frames.source}")
@@ -102,6 +85,29 @@ def export(checkpoint: str | Path, fmt: str, out_dir: str | Path = "runs/export"
                                   indent=1))
     files.append(sidecar)
     return ExportResult(fmt, path, files, parity, lines)
+
+
+def _write(spec: ExportSpec, fmt: str, out_dir: Path, stem: str, frames
+           ) -> tuple[Path, list[Path]]:
+    """The file of ``fmt`` (and the files it consists of)."""
+    if fmt == "tflite":
+        from mbv1.export.tflite_file import export_tflite
+
+        path = export_tflite(spec.module, spec.input_size, out_dir / f"{stem}.tflite")
+        return path, [path]
+    onnx_path = export_onnx(spec.module, spec.input_size, spec.outputs, out_dir / f"{stem}.onnx")
+    if fmt == "int8":
+        from mbv1.export.quantize import quantize_int8
+
+        path = quantize_int8(onnx_path, out_dir / f"{stem}.int8.onnx",
+                             _inputs(spec, frames.calibration, limit=128))
+        onnx_path.unlink()  # the fp32 file is a step here, not the product
+        return path, [path]
+    if fmt == "openvino":
+        path = openvino_from_onnx(onnx_path, out_dir / f"{stem}.xml")
+        onnx_path.unlink()
+        return path, [path, path.with_suffix(".bin")]
+    return onnx_path, [onnx_path]
 
 
 def _inputs(spec: ExportSpec, frames, limit: int | None = None) -> list[torch.Tensor]:

@@ -1,6 +1,6 @@
-"""A module as an ONNX file (fixed ``[1, 3, S, S]`` input named ``images``, opset 17) and
-that file as an OpenVINO IR, written atomically. Used by ``mbv1 export`` and by the detector's
-exported-runtime backends."""
+"""A module as an ONNX file (input ``images`` of ``[1, 3, S, S]`` or any shape, fixed or dynamic
+batch, opset 17) and that file as an OpenVINO IR, written atomically. Used by ``mbv1 export``
+and by the exported-runtime backends (:mod:`mbv1.export.cached`)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,16 @@ from pathlib import Path
 import torch
 
 
-def export_onnx(module: torch.nn.Module, input_size: int, outputs: list[str], path: Path) -> Path:
-    """``module`` (eval, CPU) with a fixed ``[1, 3, S, S]`` input named ``images`` → ONNX."""
+def export_onnx(module: torch.nn.Module, input_size: int | tuple[int, int, int],
+                outputs: list[str], path: Path, batch: int | None = 1) -> Path:
+    """``module`` (eval, CPU) with an input named ``images`` of ``[batch, 3, S, S]``
+    (``input_size`` S) or ``[batch, C, H, W]`` (a shape) → ONNX; ``batch=None``: a dynamic
+    batch axis."""
     from mbv1.checkpoint import atomic_write
 
-    x = torch.zeros(1, 3, input_size, input_size)
+    shape = (3, input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+    x = torch.zeros(batch or 2, *shape)
+    dynamic = ({n: {0: "batch"} for n in ["images", *outputs]} if batch is None else None)
 
     def write(tmp):
         import warnings
@@ -21,7 +26,8 @@ def export_onnx(module: torch.nn.Module, input_size: int, outputs: list[str], pa
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer notes on shape arithmetic (static here)
             torch.onnx.export(module.eval().cpu(), (x,), tmp, input_names=["images"],
-                              output_names=outputs, opset_version=17, dynamo=False)
+                              output_names=outputs, opset_version=17, dynamo=False,
+                              dynamic_axes=dynamic)
 
     return atomic_write(path, write)
 

@@ -1,5 +1,5 @@
-"""Running an exported file with its own runtime: ONNX Runtime (fp32 and int8 QDQ) and
-OpenVINO. Each runner is ``runner(x: float32 [1, 3, S, S]) -> list of numpy outputs``."""
+"""Running an exported file with its own runtime: ONNX Runtime (fp32 and int8 QDQ), OpenVINO
+and LiteRT (TFLite). Each runner is ``runner(x: float32 [1, 3, S, S]) -> list of numpy outputs``."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import numpy as np
 
 from mbv1.errors import MBV1Error
 
-__all__ = ["OrtRunner", "OpenVinoRunner", "runner_for"]
+__all__ = ["OpenVinoRunner", "OrtRunner", "TfliteRunner", "runner_for"]
 
 
 def _threads(threads: int | None) -> int:
-    return threads or len(os.sched_getaffinity(0))
+    """Given, else ``$MBV1_RUNTIME_THREADS``, else every core this process may use."""
+    return (threads or int(os.environ.get("MBV1_RUNTIME_THREADS") or 0)
+            or len(os.sched_getaffinity(0)))
 
 
 class OrtRunner:
@@ -66,12 +68,35 @@ class OpenVinoRunner:
         return [np.asarray(res[o]) for o in self.outputs]
 
 
+class TfliteRunner:
+    """A TFLite flatbuffer on the LiteRT interpreter (``ai_edge_litert``, XNNPACK on the CPU)."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=_threads(threads))
+            self.interpreter.allocate_tensors()
+        except (RuntimeError, ValueError) as e:
+            raise MBV1Error(f"LiteRT cannot load {path}: {str(e).splitlines()[0][:160]}"
+                            ) from None
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        self.outputs = [d["index"] for d in self.interpreter.get_output_details()]
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        self.interpreter.set_tensor(self.input, np.ascontiguousarray(x, np.float32))
+        self.interpreter.invoke()
+        return [self.interpreter.get_tensor(i).copy() for i in self.outputs]
+
+
 def runner_for(path: str | Path, threads: int | None = None):
     """The runner of an exported file by its suffix (``.onnx`` → ONNX Runtime, ``.xml`` →
-    OpenVINO)."""
+    OpenVINO, ``.tflite`` → LiteRT)."""
     path = Path(path)
     if path.suffix == ".onnx":
         return OrtRunner(path, threads)
     if path.suffix == ".xml":
         return OpenVinoRunner(path, threads)
-    raise MBV1Error(f"{path}: no runtime for {path.suffix} files (.onnx or .xml)")
+    if path.suffix == ".tflite":
+        return TfliteRunner(path, threads)
+    raise MBV1Error(f"{path}: no runtime for {path.suffix} files (.onnx, .xml or .tflite)")

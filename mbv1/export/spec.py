@@ -45,18 +45,6 @@ class ExportSpec:
     decode: Callable | None = None
 
 
-class _Tuple(nn.Module):
-    """A module with dict outputs as a tuple in a fixed key order (ONNX has named outputs)."""
-
-    def __init__(self, module: nn.Module, keys: list[str], method: str = "forward"):
-        super().__init__()
-        self.module, self.keys, self.method = module, list(keys), method
-
-    def forward(self, x):
-        out = getattr(self.module, self.method)(x)
-        return tuple(out[k] for k in self.keys)
-
-
 def export_spec(checkpoint: str | Path, resolution: int | None = None) -> ExportSpec:
     """The :class:`ExportSpec` of an mbv1 checkpoint (any task mbv1 can run)."""
     from mbv1.checkpoint import load_checkpoint
@@ -161,5 +149,7 @@ def _face_student(checkpoint, resolution) -> ExportSpec:
                               "crop": fm.crop},
                "outputs": {"gender": list(GENDERS), "expression": list(EXPRESSIONS),
                            "age": "years", "embedding": "L2-normalised"}}
-    module = _Tuple(fm.model.eval(), keys, "forward_heads_only")
+    from mbv1.export.cached import TupleOutputs
+
+    module = TupleOutputs(fm.model.eval(), keys, "forward_heads_only")
     return ExportSpec(fm.task, "faces", module, size, keys, sidecar, inputs)

@@ -68,16 +68,19 @@ class FaceAnalyzer:
         attributes, embeddings: which outputs to compute.
         detector, conf, device: the face finder (:class:`mbv1.faces.pipeline.FaceFinder`).
         crop: canonical crop policy (default: the student's, else ``box``).
+        backend: every network's inference engine (:mod:`mbv1.export.cached`: ``auto``, the
+            default, takes on the CPU the fastest exported runtime that passes its parity
+            check); ``warn`` gets a line when ``auto`` falls back to eager.
     """
 
     def __init__(self, weights: str | Path | None = None, attributes: bool = True,
                  embeddings: bool = True, detector: str = "ssd", conf: float = 0.5,
                  device: str = "cpu", crop: str | None = None, landmarks: bool = True,
-                 resolution: int | None = None):
+                 resolution: int | None = None, backend: str = "auto", warn=None):
         from mbv1.faces.pipeline import FaceFinder
         from mbv1.faces.student import FaceModel
 
-        self.student = FaceModel(weights, device) if weights else None
+        self.student = FaceModel(weights, device, backend, warn) if weights else None
         heads = self.student.heads if self.student else []
         self.attr_source = self.emb_source = None
         if attributes:
@@ -89,16 +92,17 @@ class FaceAnalyzer:
         self.finder = FaceFinder(detector, landmarks=landmarks, policy=policy,
                                  size=int(c.get("size") or 160), margin=int(c.get("margin", 32)),
                                  conf=conf, attr_crops=self.attr_source == "face-api",
-                                 device=device, resolution=resolution)
+                                 device=device, resolution=resolution, backend=backend,
+                                 warn=warn)
         self._attr_teacher = self._emb_teacher = None
         if self.attr_source == "face-api":
             from mbv1.teachers.registry import load_attribute_teacher
 
-            self._attr_teacher = load_attribute_teacher("face-api", device)
+            self._attr_teacher = load_attribute_teacher("face-api", device, backend, warn)
         if self.emb_source == "facenet":
             from mbv1.teachers.registry import load_embedding_teacher
 
-            self._emb_teacher = load_embedding_teacher("facenet", device)
+            self._emb_teacher = load_embedding_teacher("facenet", device, backend, warn)
         self.ms = {"detect": 0.0, "attributes": 0.0, "embedding": 0.0}
         self.frames = 0
 
@@ -117,10 +121,14 @@ class FaceAnalyzer:
                                    "1st percentile 1.08 (docs/faces.md)")
 
     def describe(self) -> str:
-        who = {"student": f"student {self.student.checkpoint}" if self.student else "",
-               "face-api": "face-api teacher", "facenet": "FaceNet teacher", None: "off"}
-        return (f"detector {self.finder.detector_name}, crop {self.finder.policy}; attributes: "
-                f"{who[self.attr_source]}; embedding: {who[self.emb_source]}")
+        s, a, e = self.student, self._attr_teacher, self._emb_teacher
+        who = {"student": f"student {s.checkpoint} ({s.backend})" if s else "",
+               "face-api": f"face-api teacher ({a.backend if a else ''})",
+               "facenet": f"FaceNet teacher ({e.backend if e else ''})", None: "off"}
+        ssd = self.finder._ssd
+        det = f" ({ssd.backend})" if ssd is not None else ""
+        return (f"detector {self.finder.detector_name}{det}, crop {self.finder.policy}; "
+                f"attributes: {who[self.attr_source]}; embedding: {who[self.emb_source]}")
 
     def __call__(self, rgb: np.ndarray) -> list[FaceResult]:
         t0 = time.perf_counter()

@@ -125,19 +125,22 @@ class FaceStudent(nn.Module):
             f = self.dropout(self.backbone.pool(maps[last]).flatten(1))
         else:
             f = self.dropout(self.features(x))
+        return {**out, **self._heads(f, project=True)}
+
+    def forward_heads_only(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The inference pass (no loss-only projection): what ``mbv1 faces`` runs, exports and
+        the cost counter counts; the same outputs as :meth:`forward` in eval mode."""
+        return self._heads(self.features(x), project=False)
+
+    def _heads(self, f: torch.Tensor, project: bool) -> dict[str, torch.Tensor]:
+        out = {}
         for name, head in self.heads.items():
             y = head(f)
             if name == "age":
                 y = y.squeeze(1)
             elif name == "embedding":
                 y = F.normalize(y, dim=1)
-                if self.project is not None:
+                if project and self.project is not None:
                     out["embedding_teacher"] = F.normalize(self.project(y), dim=1)
             out[name] = y
         return out
-
-    def forward_heads_only(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The inference pass (no loss-only projection): what ``mbv1 faces`` runs and what the
-        cost counter counts."""
-        f = self.features(x)
-        return {name: head(f) for name, head in self.heads.items()}

@@ -38,12 +38,15 @@ class FaceModel:
     ``predict(crops)`` takes canonical crops (uint8 RGB, the policy in ``crop``) and returns
     numpy arrays per head: ``gender [N, 2]`` and ``expression [N, 7]`` probabilities, ``age
     [N]`` years, ``embedding [N, D]`` unit length, ``celeba [N, 40]`` probabilities; one
-    backbone pass for all heads.
+    backbone pass for all heads, on ``backend`` (:mod:`mbv1.export.cached`: ``auto`` takes the
+    fastest exported runtime that passes its parity check on the CPU).
     """
 
-    def __init__(self, checkpoint: str | Path, device: str = "cpu"):
+    def __init__(self, checkpoint: str | Path, device: str = "cpu", backend: str = "auto",
+                 warn=None):
         from mbv1.backbone import fuse_bn
         from mbv1.checkpoint import load_model
+        from mbv1.export.cached import FastForward, TupleOutputs, file_key
 
         self.device = torch.device(device)
         loaded = load_model(checkpoint, FACE_TASKS, build_model)
@@ -56,6 +59,12 @@ class FaceModel:
         self.std = tuple(meta.get("std") or (0.5, 0.5, 0.5))
         self.crop = dict(meta.get("crop") or {})
         self.checkpoint = Path(checkpoint)
+        self.keys = sorted(self.heads)
+        r = self.resolution
+        self.forward = FastForward(TupleOutputs(self.model, self.keys, "forward_heads_only"),
+                                   (3, r, r), self.keys, f"{self.checkpoint.stem}-student",
+                                   file_key(loaded.path), backend, self.device, warn)
+        self.backend = self.forward.backend
 
     @torch.inference_mode()
     def predict(self, crops: list[np.ndarray]) -> dict[str, np.ndarray]:
@@ -64,14 +73,12 @@ class FaceModel:
         if not crops:
             return {}
         x = torch.stack([crop_to_tensor(c, self.resolution, self.mean, self.std) for c in crops])
-        out = self.model(x.to(self.device))
         res = {}
-        for k, v in out.items():
+        for k, v in zip(self.keys, self.forward(x.to(self.device))):
             v = v.float()
             if k in ("gender", "expression"):
                 v = v.softmax(1)
             elif k == "celeba":
                 v = v.sigmoid()
-            if k != "embedding_teacher":
-                res[k] = v.cpu().numpy()
+            res[k] = v.cpu().numpy()
         return res

