@@ -39,6 +39,7 @@ def detect(
     detector = kind(path, device=device, backend=backend.value, resolution=resolution,
                     post=PostprocessConfig(conf, iou, max_det, tuple(classes) if classes else None),
                     warn=common.warn)
+    common.leave_cores_to_runtimes(detector.backend)
     result = common.run_with_progress(
         "detect", lambda progress: run_detect(source, detector, project, name, exist_ok, not no_save,
                                               vid_stride, progress=progress, warn=common.warn))

@@ -50,6 +50,7 @@ def faces(
                             detector=detector.value, conf=conf, device=device,
                             crop=crop.value if crop else None, landmarks=not no_landmarks,
                             backend=backend.value, warn=common.warn)
+    common.leave_cores_to_runtimes(backend.value)
     result = common.run_with_progress(
         "faces", lambda progress: run_faces(source, analyzer, project, name, exist_ok,
                                             not no_save, vid_stride, json_embedding,

@@ -39,8 +39,9 @@ def geolocate(
     if top_k < 1:
         raise MBV1Error(f"--top-k must be at least 1; got {top_k}")
     paths = expand_sources(sources)
-    answers = list(Geolocator(weights, device, partition, backend.value,
-                                  warn=common.warn).locate(paths, top_k, batch_size))
+    geo = Geolocator(weights, device, partition, backend.value, warn=common.warn)
+    common.leave_cores_to_runtimes(geo.backend)
+    answers = list(geo.locate(paths, top_k, batch_size))
     if json_out:
         common.print_json([a.to_dict() for a in answers])
     else:

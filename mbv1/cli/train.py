@@ -122,6 +122,7 @@ def classify(
         raise MBV1Error(f"--top-k must be at least 1; got {top_k}")
     paths = expand_sources(sources)
     clf = Classifier(weights, device, backend.value, warn=common.warn)
+    common.leave_cores_to_runtimes(clf.backend)
     preds = list(clf.predict(paths, top_k, batch_size))
     if json_out:
         common.print_json([{"path": p.path, "error": p.error,

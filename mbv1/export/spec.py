@@ -49,7 +49,12 @@ def export_spec(checkpoint: str | Path, resolution: int | None = None) -> Export
     """The :class:`ExportSpec` of an mbv1 checkpoint (any task mbv1 can run)."""
     from mbv1.checkpoint import load_checkpoint
 
-    task = load_checkpoint(checkpoint).get("task")
+    ckpt = load_checkpoint(checkpoint)
+    task = ckpt.get("task")
+    if task == "detection" and "faster_rcnn" in (ckpt.get("meta") or {}):
+        raise MBV1Error(f"{checkpoint}: mbv1 export writes SSD detectors; a Faster R-CNN "
+                        "(proposals and their count decided at run time) runs with `mbv1 "
+                        "detect --weights` on eager PyTorch")
     if task == "detection":
         return _detector(checkpoint, resolution)
     if task in ("classification", "fine-grained", "geolocation"):
