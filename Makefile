@@ -40,8 +40,10 @@ assets: $(ASSETS_STAMP)
 demo: assets
 	$(BIN)/mbv1 demo $(DEMO_VIDEO)
 
+# --max-worker-restart=0: a worker that dies fails the run at once, naming the test it ran
+# (pytest-xdist 3.8 with --dist loadfile hangs after replacing a crashed worker).
 test: assets
-	MBV1_REQUIRE_ASSETS=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
+	MBV1_REQUIRE_ASSETS=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --max-worker-restart=0 $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check mbv1 tests benchmarks
