@@ -109,10 +109,14 @@ class SSD(nn.Module):
         return maps
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        n = x.shape[0]
+        return self.predict(self.feature_maps(x))
+
+    def predict(self, maps: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(box_codes, class_logits)`` of the :meth:`feature_maps` of a batch."""
+        n = maps[0].shape[0]
         k = self.config.num_classes + 1
         codes, logits = [], []
-        for fmap, box_head, class_head in zip(self.feature_maps(x), self.box_heads, self.class_heads):
+        for fmap, box_head, class_head in zip(maps, self.box_heads, self.class_heads):
             # [N, A·4, H, W] → [N, H, W, A·4] → [N, H·W·A, 4]: anchors ordered row, column, box.
             codes.append(box_head(fmap).permute(0, 2, 3, 1).reshape(n, -1, 4))
             logits.append(class_head(fmap).permute(0, 2, 3, 1).reshape(n, -1, k))

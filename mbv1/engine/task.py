@@ -120,6 +120,8 @@ class Task:
     # resuming (a task that derives state from data, like geolocation's partition, reuses it).
     run_dir: Any = None
     resume_meta: dict | None = None
+    # False: the model brings its own pretrained body and model.init is not loaded into it
+    takes_init: ClassVar[bool] = True
 
     def __init__(self, cfg: Any, device: torch.device | str = "cpu"):
         self.cfg = cfg

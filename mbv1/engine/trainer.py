@@ -141,6 +141,10 @@ class Trainer:
         data = self.task.build_datasets()
         info = self.task.meta(data)
         model = self.task.build_model(info)
+        if init and not self.task.takes_init:
+            self.progress.log(f"init: model.init={cfg.model.init} not loaded: this model brings "
+                              "its own pretrained body")
+            init = None
         for line in finetune.load_init(model, init) if init else []:
             self.progress.log(line)
         self.frozen = finetune.freeze(model, cfg.model.freeze)

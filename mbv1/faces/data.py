@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from mbv1.errors import MBV1Error
 
-__all__ = ["CelebAFaces", "FaceCropDataset", "crop_to_tensor", "is_celeba", "read_celeba"]
+__all__ = ["CelebAFaces", "FaceCropDataset", "FaceRoIDataset", "crop_to_tensor", "is_celeba", "read_celeba"]
 
 CELEBA_ATTR = "list_attr_celeba.txt"
 CELEBA_PARTITION = "list_eval_partition.txt"
@@ -102,6 +102,38 @@ class FaceCropDataset(Dataset):
             row = self.celeba[j]
             item["celeba"] = torch.from_numpy((row > 0).astype(np.float32))
             item["celeba_mask"] = torch.from_numpy((row != 0).astype(np.float32))
+        return item
+
+
+class FaceRoIDataset(Dataset):
+    """Faces ``indices`` of ``source`` as the shared face model's cached RoI features
+    (:mod:`mbv1.faces.roi_features`, ``float16 [N, 2, C, P, P]``: the frame as it is, and
+    mirrored) with their teacher targets.
+
+    Items: ``image [C, P, P]`` (RoI features, float32: what the RoI head reads), ``index``,
+    ``flip`` and ``t_*`` as in :class:`FaceCropDataset`. In training the mirrored face (cut
+    from the mirrored frame) is taken with probability 1/2 when ``hflip``, seeded by
+    ``(seed, epoch, index)``.
+    """
+
+    def __init__(self, source, indices: list[int], features: np.ndarray,
+                 targets: dict[str, np.ndarray], train: bool = False, seed: int = 0,
+                 hflip: bool = True):
+        self.source, self.indices, self.features = source, list(indices), features
+        self.targets, self.train, self.seed, self.hflip, self.epoch = targets, train, seed, hflip, 0
+        self.split = "val"
+
+    set_epoch = FaceCropDataset.set_epoch
+    __len__ = FaceCropDataset.__len__
+    _rng = FaceCropDataset._rng
+
+    def __getitem__(self, i: int) -> dict:
+        j = self.indices[i]
+        flip = int(self.train and self.hflip and self._rng(i).random() < 0.5)
+        item = {"image": torch.from_numpy(np.asarray(self.features[j, flip], np.float32)),
+                "index": j, "flip": flip}
+        for name, arr in self.targets.items():
+            item[f"t_{name}"] = torch.from_numpy(np.asarray(arr[j, flip], np.float32))
         return item
 
 

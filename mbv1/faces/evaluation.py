@@ -16,15 +16,16 @@ __all__ = ["collect", "describe_metrics", "evaluation_pairs", "face_metrics"]
 
 
 @torch.no_grad()
-def collect(model, loader, to_device) -> dict[str, np.ndarray]:
+def collect(model, loader, to_device, forward=None) -> dict[str, np.ndarray]:
     """Student outputs (probabilities for gender / expression, ``celeba_score`` sigmoids) and
-    the batches' targets over ``loader``, as numpy arrays."""
+    the batches' targets over ``loader``, as numpy arrays; ``forward(model, images)`` gives
+    the outputs of a batch (default ``model(images)``)."""
     acc: dict[str, list] = {}
     for batch in loader:
         if batch is None:
             continue
         batch = to_device(batch)
-        out = model(batch["image"])
+        out = forward(model, batch["image"]) if forward else model(batch["image"])
         for k, v in out.items():
             if k in ("gender", "expression"):
                 v = v.float().softmax(1)

@@ -78,9 +78,12 @@ class FaceAnalyzer:
                  device: str = "cpu", crop: str | None = None, landmarks: bool = True,
                  resolution: int | None = None, backend: str = "auto", warn=None):
         from mbv1.faces.pipeline import FaceFinder
-        from mbv1.faces.student import FaceModel
+        from mbv1.faces.shared_infer import SharedFaces
+        from mbv1.faces.student import open_face_model
 
-        self.student = FaceModel(weights, device, backend, warn) if weights else None
+        self.student = open_face_model(weights, device, backend, warn) if weights else None
+        # the shared face model detects too: one body pass per frame for boxes and heads
+        self.shared = self.student if isinstance(self.student, SharedFaces) else None
         heads = self.student.heads if self.student else []
         self.attr_source = self.emb_source = None
         if attributes:
@@ -89,6 +92,8 @@ class FaceAnalyzer:
             self.emb_source = "student" if "embedding" in heads else "facenet"
         c = self.student.crop if self.student else {}
         policy = crop or c.get("policy") or "box"
+        if self.shared is not None:
+            detector, landmarks = "given", False  # teachers (if any) crop the model's boxes
         self.finder = FaceFinder(detector, landmarks=landmarks, policy=policy,
                                  size=int(c.get("size") or 160), margin=int(c.get("margin", 32)),
                                  conf=conf, attr_crops=self.attr_source == "face-api",
@@ -127,15 +132,27 @@ class FaceAnalyzer:
                "facenet": f"FaceNet teacher ({e.backend if e else ''})", None: "off"}
         ssd = self.finder._ssd
         det = f" ({ssd.backend})" if ssd is not None else ""
+        if self.shared is not None:
+            return (f"shared face model {s.checkpoint} ({s.backend}): detector and heads on one "
+                    f"body pass; attributes: {who[self.attr_source]}; embedding: "
+                    f"{who[self.emb_source]}")
         return (f"detector {self.finder.detector_name}{det}, crop {self.finder.policy}; "
                 f"attributes: {who[self.attr_source]}; embedding: {who[self.emb_source]}")
 
     def __call__(self, rgb: np.ndarray) -> list[FaceResult]:
         t0 = time.perf_counter()
-        faces = self.finder(rgb)
-        t1 = time.perf_counter()
-        crops = [f.crop for f in faces]
-        student = self.student.predict(crops) if self.student and faces else {}
+        if self.shared is not None:
+            boxes, scores, student = self.shared(rgb)
+            teachers = self._attr_teacher is not None or self._emb_teacher is not None
+            faces = (self.finder.faces_from(rgb, boxes, scores) if teachers else
+                     [_Box(b, float(sc)) for b, sc in zip(boxes, scores)])
+            t1 = time.perf_counter()
+            crops = [f.crop for f in faces]
+        else:
+            faces = self.finder(rgb)
+            t1 = time.perf_counter()
+            crops = [f.crop for f in faces]
+            student = self.student.predict(crops) if self.student and faces else {}
         attrs = None
         if self.attr_source == "student":
             attrs = student
@@ -172,3 +189,14 @@ class FaceAnalyzer:
 
     def per_frame_ms(self) -> dict[str, float]:
         return {k: v / max(self.frames, 1) for k, v in self.ms.items()}
+
+
+@dataclass
+class _Box:
+    """A face of the shared model when no teacher needs its crops."""
+
+    box_xyxy: np.ndarray
+    score: float
+    landmarks: None = None
+    crop: None = None
+    method: str = "roi"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,7 +30,7 @@ from torch import nn
 from mbv1.backbone.mobilenet import MobileNetV1
 from mbv1.errors import MBV1Error
 
-__all__ = ["HEADS", "FaceStudent", "HeadsConfig"]
+__all__ = ["HEADS", "FaceHeads", "FaceStudent", "HeadsConfig", "head_probabilities"]
 
 HEADS = ("gender", "expression", "age", "celeba", "embedding")
 CELEBA_ATTRIBUTES = 40
@@ -56,40 +57,34 @@ class HeadsConfig:
         return asdict(self)
 
 
-class FaceStudent(nn.Module):
-    """MobileNetV1 (α, any input size) + the heads of ``heads``.
+class FaceHeads:
+    """The heads of :class:`HeadsConfig` on a pooled feature vector, shared by the face student
+    (a MobileNetV1 of its own) and the shared face model (:mod:`mbv1.faces.shared`, RoI
+    features of the face detector's body). State keys: ``heads.<name>``, ``project``."""
 
-    Args:
-        heads: a :class:`HeadsConfig`.
-        alpha, activation, variant, padding, bn_eps: the body (:class:`MobileNetV1`).
-        dropout: before the heads.
-    """
+    heads: nn.ModuleDict
+    project: nn.Linear | None
 
-    def __init__(self, heads: HeadsConfig, alpha: float = 1.0, activation: str = "relu6",
-                 variant: str = "separable", padding: str = "symmetric", bn_eps: float = 1e-3,
-                 dropout: float = 0.0):
-        super().__init__()
-        self.heads_config = heads
-        self.backbone = MobileNetV1(alpha=alpha, num_classes=0, activation=activation,
-                                    variant=variant, padding=padding, bn_eps=bn_eps, dropout=0.0)
-        c = self.backbone.num_features
-        self.dropout = nn.Dropout(dropout)
+    def _build_heads(self, channels: int, heads: HeadsConfig) -> None:
         sizes = {"gender": 2, "expression": 7, "age": 1, "celeba": heads.celeba_attributes,
                  "embedding": heads.embedding_dim}
-        self.heads = nn.ModuleDict({h: nn.Linear(c, sizes[h]) for h in heads.heads})
+        self.heads = nn.ModuleDict({h: nn.Linear(channels, sizes[h]) for h in heads.heads})
         self.project = (nn.Linear(heads.embedding_dim, heads.teacher_dim, bias=False)
                         if "embedding" in heads.heads and heads.embedding_dim != heads.teacher_dim
                         else None)
-        chans = {f.name: f.channels for f in self.backbone.feature_info}
-        unknown = [t for t in heads.hints if t not in chans]
-        if unknown:
-            raise MBV1Error(f"unknown hint layers {unknown}: choose from {', '.join(chans)}")
-        self.hints = nn.ModuleDict({t: nn.Conv2d(chans[t], c, 1) for t, c in heads.hints.items()})
         for lin in self.heads.values():
             nn.init.normal_(lin.weight, 0, 0.01)
             nn.init.zeros_(lin.bias)
         if "age" in self.heads:
             nn.init.constant_(self.heads["age"].bias, 30.0)  # start near adult ages, not 0
+
+    def apply_priors(self, prior: dict | None) -> None:
+        """Start the age and embedding heads at the training targets' priors (``meta["prior"]``)."""
+        prior = prior or {}
+        if "age" in prior:
+            self.set_age_prior(prior["age"])
+        if prior.get("embedding") is not None:
+            self.set_embedding_prior(prior["embedding"])
 
     def set_age_prior(self, mean_age: float) -> None:
         """Start the age head at ``mean_age`` years (the training targets' mean)."""
@@ -108,6 +103,45 @@ class FaceStudent(nn.Module):
                 with torch.no_grad():
                     head.bias.copy_(m)
                     head.weight.mul_(0.1)  # the face-dependent part starts small beside it
+
+    def _heads(self, f: torch.Tensor, project: bool) -> dict[str, torch.Tensor]:
+        out = {}
+        for name, head in self.heads.items():
+            y = head(f)
+            if name == "age":
+                y = y.squeeze(1)
+            elif name == "embedding":
+                y = F.normalize(y, dim=1)
+                if project and self.project is not None:
+                    out["embedding_teacher"] = F.normalize(self.project(y), dim=1)
+            out[name] = y
+        return out
+
+
+class FaceStudent(FaceHeads, nn.Module):
+    """MobileNetV1 (α, any input size) + the heads of ``heads``.
+
+    Args:
+        heads: a :class:`HeadsConfig`.
+        alpha, activation, variant, padding, bn_eps: the body (:class:`MobileNetV1`).
+        dropout: before the heads.
+    """
+
+    def __init__(self, heads: HeadsConfig, alpha: float = 1.0, activation: str = "relu6",
+                 variant: str = "separable", padding: str = "symmetric", bn_eps: float = 1e-3,
+                 dropout: float = 0.0):
+        super().__init__()
+        self.heads_config = heads
+        self.backbone = MobileNetV1(alpha=alpha, num_classes=0, activation=activation,
+                                    variant=variant, padding=padding, bn_eps=bn_eps, dropout=0.0)
+        c = self.backbone.num_features
+        self.dropout = nn.Dropout(dropout)
+        self._build_heads(c, heads)
+        chans = {f.name: f.channels for f in self.backbone.feature_info}
+        unknown = [t for t in heads.hints if t not in chans]
+        if unknown:
+            raise MBV1Error(f"unknown hint layers {unknown}: choose from {', '.join(chans)}")
+        self.hints = nn.ModuleDict({t: nn.Conv2d(chans[t], c, 1) for t, c in heads.hints.items()})
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled body features ``[N, C]``."""
@@ -132,15 +166,16 @@ class FaceStudent(nn.Module):
         the cost counter counts; the same outputs as :meth:`forward` in eval mode."""
         return self._heads(self.features(x), project=False)
 
-    def _heads(self, f: torch.Tensor, project: bool) -> dict[str, torch.Tensor]:
-        out = {}
-        for name, head in self.heads.items():
-            y = head(f)
-            if name == "age":
-                y = y.squeeze(1)
-            elif name == "embedding":
-                y = F.normalize(y, dim=1)
-                if project and self.project is not None:
-                    out["embedding_teacher"] = F.normalize(self.project(y), dim=1)
-            out[name] = y
-        return out
+
+def head_probabilities(keys: list[str], outputs) -> dict[str, np.ndarray]:
+    """Raw head outputs (in ``keys`` order) as numpy: probabilities for gender / expression
+    (softmax) and celeba (sigmoid), ``age`` and ``embedding`` as they are."""
+    res = {}
+    for k, v in zip(keys, outputs):
+        v = v.float()
+        if k in ("gender", "expression"):
+            v = v.softmax(1)
+        elif k == "celeba":
+            v = v.sigmoid()
+        res[k] = v.cpu().numpy()
+    return res

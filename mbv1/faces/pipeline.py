@@ -35,7 +35,7 @@ from mbv1.faces import align
 
 __all__ = ["DETECTORS", "Face", "FaceFinder", "Tracker", "box_iou"]
 
-DETECTORS = ("ssd", "mtcnn")
+DETECTORS = ("ssd", "mtcnn", "given")
 REGION = 160  # side of the resampled region MTCNN sees around an SSD face
 REGION_SCALE = 1.6  # region side / the SSD box's long side
 MIN_LANDMARK_IOU = 0.3
@@ -88,7 +88,9 @@ class FaceFinder:
     """Detect, landmark and crop the faces of RGB frames.
 
     Args:
-        detector: ``ssd`` (mbv1's face model; ``weights`` overrides its checkpoint) or ``mtcnn``.
+        detector: ``ssd`` (mbv1's face model; ``weights`` overrides its checkpoint), ``mtcnn``,
+            or ``given`` (no detector: :meth:`faces_from` crops boxes found elsewhere, e.g. by
+            the shared face model).
         landmarks: look for 5-point landmarks (needed for ``policy="aligned"``).
         policy: canonical crop policy, ``aligned`` or ``box`` (:mod:`mbv1.faces.align`).
         size, margin: canonical crop side and margin in output pixels.
@@ -125,8 +127,9 @@ class FaceFinder:
                                  warn=warn)
         else:
             self.weights = None
-        if detector == "mtcnn" or landmarks:
+        if detector == "mtcnn" or (landmarks and detector != "given"):
             self._mtcnn = _mtcnn(device)
+        self.want_landmarks = landmarks and self._mtcnn is not None
 
     def describe(self) -> dict:
         """The pipeline's settings as plain values (stored beside cached crops)."""
@@ -172,19 +175,30 @@ class FaceFinder:
     # -- main -----------------------------------------------------------------------------
     def __call__(self, rgb: np.ndarray) -> list[Face]:
         """Faces of one ``uint8 [H, W, 3]`` RGB frame, in the detector's order."""
+        rgb = np.ascontiguousarray(rgb)
+        if self.detector_name == "given":
+            raise MBV1Error("this FaceFinder has no detector (detector='given'): use faces_from")
+        boxes, scores, points = self._detect(rgb)
+        return self.faces_from(rgb, boxes, scores, points)
+
+    def faces_from(self, rgb: np.ndarray, boxes, scores, points=None) -> list[Face]:
+        """Faces of ``rgb`` at detection ``boxes`` (xyxy frame pixels) with their ``scores``
+        (and landmarks ``points``, or None each): landmarks, canonical and attribute crops."""
         from mbv1.teachers.face_api_nets import face_api_box_scale, face_api_crop_box
 
         rgb = np.ascontiguousarray(rgb)
         h, w = rgb.shape[:2]
-        boxes, scores, points = self._detect(rgb)
-        sx, sy = face_api_box_scale(h, w) if self._ssd is not None else (1.0, 1.0)
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        points = [None] * len(boxes) if points is None else points
+        ssd_boxes = self.detector_name != "mtcnn"  # face-api's SSD (or the shared model's)
+        sx, sy = face_api_box_scale(h, w) if ssd_boxes else (1.0, 1.0)
         faces = []
         for box, score, lm in zip(boxes, scores, points):
             if min(box[2] - box[0], box[3] - box[1]) < self.min_size:
                 continue
             crop_box = box
             extra: dict = {}
-            if lm is None and self.want_landmarks and self._ssd is not None:
+            if lm is None and self.want_landmarks and ssd_boxes:
                 found = self.region_landmarks(rgb, box)
                 if found is not None:
                     lm, crop_box = found

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mbv1.faces.model import FaceStudent, HeadsConfig
+from mbv1.faces.model import FaceStudent, HeadsConfig, head_probabilities
 
-__all__ = ["FACE_TASKS", "FaceModel", "build_model"]
+__all__ = ["FACE_TASKS", "FaceModel", "build_model", "open_face_model"]
 
 FACE_TASKS = ("face-attributes", "face-embeddings", "faces")
 
@@ -19,16 +19,18 @@ FACE_TASKS = ("face-attributes", "face-embeddings", "faces")
 def build_model(meta: dict, model: dict) -> FaceStudent:
     """The student of a face checkpoint: the heads of ``meta["heads"]`` on a MobileNetV1 with the
     body settings of ``model`` (a config ``model`` section), the age and embedding heads
-    starting at the training targets' priors recorded in ``meta["prior"]``."""
+    starting at the training targets' priors recorded in ``meta["prior"]``; or, for a
+    checkpoint of the shared face model (``meta["shared"]``), that model
+    (:func:`mbv1.faces.shared.build_shared`)."""
     from mbv1.backbone import backbone_config
 
+    if meta.get("shared"):
+        from mbv1.faces.shared import build_shared
+
+        return build_shared(meta)
     student = FaceStudent(HeadsConfig(**meta["heads"]), **backbone_config(model).to_dict(),
                           dropout=float(model.get("dropout", 0.0)))
-    prior = meta.get("prior") or {}
-    if "age" in prior:
-        student.set_age_prior(prior["age"])
-    if prior.get("embedding") is not None:
-        student.set_embedding_prior(prior["embedding"])
+    student.apply_priors(meta.get("prior"))
     return student
 
 
@@ -43,13 +45,17 @@ class FaceModel:
     """
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu", backend: str = "auto",
-                 warn=None):
+                 warn=None, loaded=None):
         from mbv1.backbone import fuse_bn
         from mbv1.checkpoint import load_model
+        from mbv1.errors import MBV1Error
         from mbv1.export.cached import FastForward, TupleOutputs, file_key
 
         self.device = torch.device(device)
-        loaded = load_model(checkpoint, FACE_TASKS, build_model)
+        loaded = loaded or load_model(checkpoint, FACE_TASKS, build_model)
+        if not isinstance(loaded.model, FaceStudent):
+            raise MBV1Error(f"{checkpoint} is the shared face model (detector and heads in one): "
+                            "run it with `mbv1 faces --weights` or `mbv1 verify --weights`")
         meta = self.meta = loaded.meta
         self.task = loaded.task
         self.model = fuse_bn(loaded.model).to(self.device).eval()
@@ -73,12 +79,19 @@ class FaceModel:
         if not crops:
             return {}
         x = torch.stack([crop_to_tensor(c, self.resolution, self.mean, self.std) for c in crops])
-        res = {}
-        for k, v in zip(self.keys, self.forward(x.to(self.device))):
-            v = v.float()
-            if k in ("gender", "expression"):
-                v = v.softmax(1)
-            elif k == "celeba":
-                v = v.sigmoid()
-            res[k] = v.cpu().numpy()
-        return res
+        return head_probabilities(self.keys, self.forward(x.to(self.device)))
+
+
+def open_face_model(checkpoint: str | Path, device: str = "cpu", backend: str = "auto",
+                    warn=None):
+    """The model of a face checkpoint for inference: a :class:`FaceModel` (a student, on face
+    crops), or :class:`mbv1.faces.shared_infer.SharedFaces` for the shared face model (its
+    own detector and heads, on frames)."""
+    from mbv1.checkpoint import load_model
+
+    loaded = load_model(checkpoint, FACE_TASKS, build_model)
+    if isinstance(loaded.model, FaceStudent):
+        return FaceModel(checkpoint, device, backend, warn, loaded=loaded)
+    from mbv1.faces.shared_infer import SharedFaces
+
+    return SharedFaces(loaded, device, backend, warn)

@@ -35,17 +35,18 @@ from torch import nn
 
 from mbv1 import paper
 from mbv1.backbone import set_bn_momentum
-from mbv1.engine.config import DataConfig, choice
+from mbv1.engine.config import DataConfig, ModelConfig, choice
 from mbv1.engine.task import Datasets, Metrics, Task, row_dict
 from mbv1.errors import MBV1Error
 from mbv1.faces.losses import embedding_loss, soft_cross_entropy
 from mbv1.faces.model import HeadsConfig
 from mbv1.faces.prepare import teacher_targets, training_sources
+from mbv1.faces.shared import SharedConfig
 from mbv1.faces.sources import balance_by_source
 from mbv1.faces.student import build_model
 
 __all__ = ["DistillConfig", "FaceAttributesTask", "FaceData", "FaceDistillTask",
-           "FaceEmbeddingsTask", "FacesTask"]
+           "FaceEmbeddingsTask", "FaceModelConfig", "FacesTask"]
 
 ATTRIBUTE_HEADS = ("gender", "expression", "age")
 
@@ -68,6 +69,16 @@ class FaceData(DataConfig):
     balance_sources: bool = False  # oversample small sources to the size of the largest
     celeba_mode: str = choice("supervised", "supervised", "distill", "mixed")
     celeba_eval: str = choice("val", "val", "test")
+
+
+@dataclass
+class FaceModelConfig(ModelConfig):
+    """``model`` section of the face tasks: ``heads=separate`` (a face student, a MobileNetV1
+    of its own on each face crop) or ``shared`` (the heads read the face detector's body at
+    each detected box: one backbone pass per frame, :mod:`mbv1.faces.shared`; its settings in
+    the ``shared`` section)."""
+
+    heads: str = choice("separate", "separate", "shared")
 
 
 @dataclass
@@ -122,7 +133,8 @@ class FaceDistillTask(Task):
 
     name = "faces"
     groups: tuple[str, ...] = ("attributes", "embeddings")
-    sections: ClassVar[dict[str, type]] = {"data": FaceData, "distill": DistillConfig}
+    sections: ClassVar[dict[str, type]] = {"data": FaceData, "distill": DistillConfig,
+                                           "model": FaceModelConfig, "shared": SharedConfig}
     defaults: ClassVar[dict] = ATTRIBUTE_RECIPE
     primary_metric = "mean_ap"
     paper_metric = paper.FACE_ATTR
@@ -130,6 +142,25 @@ class FaceDistillTask(Task):
     def __init__(self, cfg, device="cpu"):
         super().__init__(cfg, device)
         self.info: dict = {}
+        self._detector = None
+
+    @property
+    def takes_init(self) -> bool:
+        """The shared model's body is its detector's (``shared.detector``), not ``model.init``."""
+        return not self.shared
+
+    @property
+    def shared(self) -> bool:
+        """The shared face model (``model.heads=shared``) rather than a face student."""
+        return self.cfg.model.heads == "shared"
+
+    def _shared_detector(self):
+        """``(SSD, Preprocess, SharedConfig)`` of ``shared.detector``, loaded once."""
+        if self._detector is None:
+            from mbv1.tasks.faces_shared import shared_detector
+
+            self._detector = shared_detector(self.cfg)
+        return self._detector
 
     # -- data ------------------------------------------------------------------------------
     def _log(self, msg: str) -> None:
@@ -183,6 +214,13 @@ class FaceDistillTask(Task):
         ca = celeba.attributes if celeba is not None else None
         if d.balance_sources and celeba is None:
             train_idx = balance_by_source(src.records, train_idx)
+        if self.shared:
+            from mbv1.tasks.faces_shared import shared_datasets
+
+            det, pre, shared = self._shared_detector()
+            self._src = src
+            return shared_datasets(src, train_idx, val_idx, split, targets, heads, info, det,
+                                   pre, shared, self.cfg, str(self.device), self._log)
         train = FaceCropDataset(src, train_idx, res, d.mean, d.std, targets, train=True,
                                 seed=self.cfg.train.seed, celeba=ca, hflip=d.hflip,
                                 degrade=d.degrade, color_jitter=d.color_jitter)
@@ -229,15 +267,27 @@ class FaceDistillTask(Task):
     # -- model -----------------------------------------------------------------------------
     def build_model(self, info: dict) -> nn.Module:
         self.info = info or self.info
+        if self.shared and info.get("shared"):
+            from mbv1.faces.shared import build_shared
+
+            return build_shared(info, self._shared_detector()[0])
         return set_bn_momentum(build_model(info, asdict(self.cfg.model)),
                                self.cfg.model.bn_momentum)
 
     def cost_forward(self):
+        if self.shared:  # a frame with one face: the whole detector, then the heads once
+            from mbv1.faces.shared import frame_and_face
+
+            return frame_and_face
         return lambda model, x: model.forward_heads_only(x)
+
+    def _outputs(self, model, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The heads' outputs for a batch (the shared model: on its RoI features)."""
+        return model(images, from_rois=True) if self.shared else model(images)
 
     # -- loss ------------------------------------------------------------------------------
     def forward_loss(self, model, batch, teacher=None) -> dict[str, torch.Tensor]:
-        out = model(batch["image"])
+        out = self._outputs(model, batch["image"])
         dc = self.cfg.distill
         parts: dict[str, torch.Tensor] = {}
         for head in ("gender", "expression"):
@@ -266,7 +316,7 @@ class FaceDistillTask(Task):
     def evaluate(self, model, loader, teacher=None) -> Metrics:
         from mbv1.faces.evaluation import collect, face_metrics
 
-        r = collect(model, loader, self.to_device)
+        r = collect(model, loader, self.to_device, self._outputs)
         d = self.cfg.data
         values, details = face_metrics(r, self.info or {}, loader.dataset.source.records,
                                        d.pairs, d.val_path or d.path,

@@ -1,0 +1,231 @@
+"""The shared face model: one MobileNetV1 pass per frame for where the faces are and everything
+about them (``mbv1 train faces --set model.heads=shared``).
+
+The face detector (the real SSD-MobileNetV1 of face-api, WIDER FACE) runs once per frame and
+stays frozen: its boxes are the teacher detector's boxes. For every detected face the
+attribute and embedding heads read the detector body's own ``conv11`` map (stride 16, 512
+channels at α=1) at the box: RoI-align (``torchvision.ops.roi_align``'s sampling, ``aligned=
+False``, :func:`mbv1.detection.roi_crop.roi_crop`) to ``roi_size x roi_size`` cells, then copies
+of the body's next layers (``conv12``, ``conv13``: a stride-2 depthwise-separable layer and a
+1024-channel one, started from the detector's weights and trained), global average pooling
+and the heads of :class:`mbv1.faces.model.HeadsConfig`. The Faster R-CNN box classifier of the
+TF Object Detection API is built the same way (:mod:`mbv1.detection.faster_rcnn`). A face then
+costs the RoI head (about 77 M mult-adds at α=1), not a second backbone.
+
+Because the detector is frozen, the RoI features of the training faces never change: they are
+computed once per face (and its mirror image, from the mirrored frame) and cached beside the
+crops (:mod:`mbv1.faces.roi_features`); training runs the RoI head only.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from mbv1.detection.postprocess import PostprocessConfig, postprocess
+from mbv1.detection.roi_crop import roi_crop
+from mbv1.detection.ssd import SSD
+from mbv1.errors import MBV1Error
+from mbv1.faces.model import FaceHeads, HeadsConfig
+
+__all__ = ["SharedConfig", "SharedFaceModel", "build_shared", "frame_and_face", "load_detector"]
+
+
+@dataclass
+class SharedConfig:
+    """How the heads read the detector (stored as ``meta["shared"]``).
+
+    Attributes:
+        tap: body layer the RoI features are cut from.
+        roi_size: RoI-align output side (cells).
+        sampling_ratio: bilinear samples per bin side.
+        train_layers: how many of the RoI head's body layers train (counted from the last;
+            the others keep the detector's weights); 0: the heads alone.
+        dropout: before the heads, in training.
+        conf, iou, max_det: the detector's score threshold, NMS IoU and detections per frame.
+        detector: where the detector weights came from (provenance, and the feature cache key).
+    """
+
+    tap: str = "conv11"
+    roi_size: int = 14
+    sampling_ratio: int = 2
+    train_layers: int = 2
+    dropout: float = 0.0
+    conf: float = 0.5
+    iou: float = 0.5
+    max_det: int = 100
+    detector: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class SharedFaceModel(FaceHeads, nn.Module):
+    """The frozen face SSD + an RoI head with the face heads (module docstring).
+
+    ``forward(x, boxes=None)``: ``x [N, 3, S, S]`` frames as the detector takes them
+    (:class:`mbv1.detection.preprocess.Preprocess`); ``boxes`` per frame ``[K_i, 4]`` xyxy in
+    input pixels, or ``None`` to use the detector's own. Returns one dict, the same in train
+    and eval mode: ``boxes [K, 4]`` (input pixels), ``scores [K]`` (1 for given boxes),
+    ``batch_index [K]``, and the heads' outputs for the K faces (logits for gender /
+    expression / celeba, ``age [K]`` years, ``embedding [K, D]`` unit length; plus
+    ``embedding_teacher`` when the embedding has a projection).
+
+    ``forward(rois, from_rois=True)``: the heads on RoI features ``[K, C, P, P]`` (cached ones
+    in training; :meth:`rois` makes them).
+    """
+
+    def __init__(self, heads: HeadsConfig, detector: SSD, config: SharedConfig | None = None):
+        super().__init__()
+        self.heads_config = heads
+        self.config = config = config or SharedConfig()
+        self.detector = detector.eval().requires_grad_(False)
+        body = detector.backbone
+        names = body.tap_names
+        if config.tap not in names[:-1]:
+            raise MBV1Error(f"shared.tap={config.tap!r}: use a body layer before the last "
+                            f"({', '.join(names[:-1])})")
+        if config.tap not in detector.config.taps:
+            raise MBV1Error(f"shared.tap={config.tap!r} is not a map the detector computes "
+                            f"({', '.join(detector.config.taps)})")
+        info = {f.name: f for f in body.feature_info}
+        self.stride = info[config.tap].stride
+        self.roi_channels = info[config.tap].channels
+        later = names[names.index(config.tap) + 1:]
+        self.roi_head = nn.Sequential(*(copy.deepcopy(getattr(body, n)) for n in later))
+        if not 0 <= config.train_layers <= len(later):
+            raise MBV1Error(f"shared.train_layers={config.train_layers}: 0 (the heads alone) to "
+                            f"{len(later)} ({', '.join(later)})")
+        self.fixed = list(self.roi_head)[: len(later) - config.train_layers]
+        self.roi_head.requires_grad_(True)
+        for layer in self.fixed:
+            layer.requires_grad_(False)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(config.dropout)
+        self._build_heads(info[later[-1]].channels, heads)
+        self.post = PostprocessConfig(config.conf, config.iou, config.max_det, None)
+        self._anchors: dict = {}
+
+    def train(self, mode: bool = True) -> SharedFaceModel:
+        super().train(mode)
+        self.detector.eval()  # frozen: its BatchNorm statistics never move
+        for layer in self.fixed:
+            layer.eval()
+        return self
+
+    # -- the pieces ---------------------------------------------------------------------------
+    def detect(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+        """``(boxes per frame [K_i, 4] input pixels, scores per frame, tap map)`` of frames
+        ``x``."""
+        maps = self.detector.feature_maps(x)
+        codes, logits = self.detector.predict(maps)
+        tap = maps[self.detector.config.taps.index(self.config.tap)]
+        return (*self.boxes_from(codes, logits, x.shape[-2:]), tap)
+
+    def boxes_from(self, codes: torch.Tensor, logits: torch.Tensor, size) -> tuple[list, list]:
+        """Decoded, thresholded, NMS'd detector outputs as input-pixel boxes and scores."""
+        h, w = int(size[0]), int(size[1])
+        key = (h, w, str(codes.device))
+        if key not in self._anchors:  # made once per input size, as the Detector does
+            self._anchors[key] = self.detector.anchors_for(h, w, codes.device)
+        anchors = self._anchors[key]
+        dets = postprocess(codes, self.detector.scores(logits), anchors, self.post)
+        scale = torch.tensor([w, h, w, h], dtype=codes.dtype, device=codes.device)
+        return [d["boxes_xyxy"] * scale for d in dets], [d["scores"] for d in dets]
+
+    def tap_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The body's ``tap`` map of frames ``x`` (the detector's first feature map)."""
+        return self.detector.backbone.features(x, [self.config.tap])[self.config.tap]
+
+    def rois(self, fmap: torch.Tensor, boxes: list[torch.Tensor]) -> torch.Tensor:
+        """RoI features ``[K, C, P, P]`` of the tap map at ``boxes`` (input pixels)."""
+        c = self.config
+        return roi_crop(fmap, boxes, c.roi_size, 1.0 / self.stride, c.sampling_ratio)
+
+    def head(self, rois: torch.Tensor, project: bool = True) -> dict[str, torch.Tensor]:
+        """The face heads on RoI features."""
+        f = self.dropout(self.pool(self.roi_head(rois)).flatten(1))
+        return self._heads(f, project=project)
+
+    # -- the one forward ------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, boxes: list[torch.Tensor] | None = None,
+                from_rois: bool = False) -> dict[str, torch.Tensor]:
+        if from_rois:
+            return self.head(x)
+        if x.shape[1] != 3:
+            raise MBV1Error(f"the shared face model takes RGB frames [N, 3, H, W], got "
+                            f"{tuple(x.shape)} (RoI features: from_rois=True)")
+        if boxes is None:
+            boxes, scores, fmap = self.detect(x)
+        else:
+            fmap = self.tap_map(x)
+            boxes = [b.to(fmap.dtype) for b in boxes]
+            scores = [b.new_ones(len(b)) for b in boxes]
+        out = self.head(self.rois(fmap, boxes))
+        index = torch.cat([torch.full((len(b),), i, dtype=torch.long, device=x.device)
+                           for i, b in enumerate(boxes)])
+        return {"boxes": torch.cat(boxes), "scores": torch.cat(scores), "batch_index": index,
+                **out}
+
+    def costs(self, size: int) -> tuple[int, int]:
+        """``(mult-adds of the detector per size x size frame, of the heads per face)``."""
+        from mbv1.backbone.costs import count_costs
+
+        frame = count_costs(self.detector, size).mult_adds
+        p = self.config.roi_size
+        face = count_costs(_Head(self), p, in_channels=self.roi_channels).mult_adds
+        return frame, face
+
+
+class _Head(nn.Module):
+    """The heads on RoI features as a module of its own (cost counting, export)."""
+
+    def __init__(self, model: SharedFaceModel, keys: list[str] | None = None):
+        super().__init__()
+        self.model, self.keys = model, keys
+
+    def forward(self, rois: torch.Tensor):
+        out = self.model.head(rois, project=False)
+        return tuple(out[k] for k in self.keys) if self.keys else out
+
+
+def load_detector(spec: str | None) -> tuple[SSD, dict, str]:
+    """``(SSD, its checkpoint meta, path)`` of ``shared.detector``: ``face-ssd`` (the pulled
+    face model, the default) or a detection checkpoint."""
+    from pathlib import Path
+
+    from mbv1.detection.predictor import load_ssd
+    from mbv1.faces.pipeline import _default_ssd
+
+    path = _default_ssd() if spec in (None, "", "face-ssd") else Path(spec)
+    if not path.exists():
+        raise MBV1Error(f"shared.detector={spec}: no such checkpoint")
+    model, meta = load_ssd(path)
+    return model, meta, str(path)
+
+
+def build_shared(meta: dict, detector: SSD | None = None) -> SharedFaceModel:
+    """The shared face model of a checkpoint meta (``heads``, ``ssd``, ``shared``, ``prior``);
+    ``detector``: the SSD with its weights (training), else built empty (a checkpoint's state
+    is loaded over it)."""
+    from mbv1.detection.ssd import SSDConfig
+
+    if detector is None:
+        detector = SSD(SSDConfig(**meta["ssd"]))
+    model = SharedFaceModel(HeadsConfig(**meta["heads"]), detector,
+                            SharedConfig(**meta["shared"]))
+    model.apply_priors(meta.get("prior"))
+    return model
+
+
+def frame_and_face(model: SharedFaceModel, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What a frame with one face costs (``cost_forward`` of the face task): the whole
+    detector on ``x``, then the heads once, on a box in the middle of the frame."""
+    det, s = model.detector, x.shape[-1]
+    maps = det.feature_maps(x)
+    det.predict(maps)
+    box = x.new_tensor([[s * 3 / 8, s * 3 / 8, s * 5 / 8, s * 5 / 8]])
+    return model.head(model.rois(maps[det.config.taps.index(model.config.tap)], [box]))

@@ -1,0 +1,202 @@
+"""The shared face model (model.heads=shared): the real face detector's body once per frame,
+the face heads on RoI-align features of its boxes. RoI features against torchvision's
+roi_align by hand, one forward for boxes + attributes + embedding, training on cached RoI
+features, a weights-only checkpoint, and `mbv1 faces --weights` / `mbv1 verify --weights`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mbv1.engine import load_config, train
+from mbv1.errors import MBV1Error
+from mbv1.tasks.faces import FacesTask
+from tests.conftest import require_asset, synthetic_face_cache
+from tests.test_cli import mbv1
+
+pytestmark = pytest.mark.assets
+
+FAST = ["model.heads=shared", "train.workers=0", "train.batch_size=8", "train.epochs=3",
+        "train.warmup_epochs=0", "train.lr=0.01", "run.tensorboard=false",
+        "data.holdout=[dot, cid]"]
+
+
+@pytest.fixture(scope="module")
+def face_model():
+    require_asset("face-api")
+    from mbv1.detection.preprocess import Preprocess
+    from mbv1.faces.model import HeadsConfig
+    from mbv1.faces.shared import SharedConfig, SharedFaceModel, load_detector
+
+    det, meta, path = load_detector("face-ssd")
+    heads = HeadsConfig(["gender", "expression", "age", "embedding"], 128, 512)
+    return SharedFaceModel(heads, det, SharedConfig(detector=path)).eval(), Preprocess.from_meta(meta)
+
+
+@pytest.fixture(scope="module")
+def photo():
+    from mbv1.datasets.images import load_rgb
+
+    return np.asarray(load_rgb(_t1()))
+
+
+def _t1():
+    """insightface's t1.jpg: six people in a row (a real group photo)."""
+    return next(require_asset("insightface").glob("**/images/t1.jpg"))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shared")
+    cache = synthetic_face_cache(root)
+    cfg = load_config(FacesTask, None, FAST, {"data.path": str(cache.root),
+                                              "run.project": str(root / "runs")})
+    return cache, train(FacesTask, cfg)
+
+
+def test_roi_features_are_roi_align_of_the_detector_body(face_model, photo):
+    from torchvision.ops import roi_align
+
+    model, pre = face_model
+    x = pre(photo)
+    with torch.no_grad():
+        out = model(x)
+        assert len(out["boxes"]) == 6  # the six faces of t1.jpg
+        fmap = model.detector.backbone.features(x, ["conv11"])["conv11"]
+        assert fmap.shape[-1] == 512 // 16
+        boxes = out["boxes"]
+        mine = model.rois(fmap, [boxes])
+        ref = roi_align(fmap, [boxes], output_size=14, spatial_scale=1 / 16, sampling_ratio=2,
+                        aligned=False)
+        assert mine.shape == (6, 512, 14, 14)
+        assert torch.allclose(mine, ref, atol=1e-4, rtol=1e-4)
+        # one bin by hand: the mean of its 2x2 bilinear samples of the map
+        b = boxes[0] / 16
+        bw, bh = (b[2] - b[0]) / 14, (b[3] - b[1]) / 14
+        ys = b[1] + bh * torch.tensor([0.25, 0.75])
+        xs = b[0] + bw * torch.tensor([0.25, 0.75])
+        vals = [_bilinear(fmap[0, 7], float(y), float(xx)) for y in ys for xx in xs]
+        assert float(mine[0, 7, 0, 0]) == pytest.approx(float(sum(vals) / 4), abs=1e-4)
+        # the heads of the one forward are the heads of those features
+        heads = model.head(mine)
+        for k in ("gender", "expression", "age", "embedding"):
+            assert torch.allclose(out[k], heads[k], atol=1e-5), k
+
+
+def _bilinear(m: torch.Tensor, y: float, x: float) -> torch.Tensor:
+    y0, x0 = int(np.floor(y)), int(np.floor(x))
+    fy, fx = y - y0, x - x0
+    return ((1 - fy) * (1 - fx) * m[y0, x0] + (1 - fy) * fx * m[y0, x0 + 1]
+            + fy * (1 - fx) * m[y0 + 1, x0] + fy * fx * m[y0 + 1, x0 + 1])
+
+
+def test_one_forward_serves_boxes_attributes_and_embedding_in_train_and_eval(face_model, photo):
+    model, pre = face_model
+    x = pre(photo)
+    before = {k: v.clone() for k, v in model.detector.state_dict().items()}
+    keys = set()
+    for mode in (True, False):
+        model.train(mode)
+        assert not model.detector.training  # frozen: BN statistics never move
+        with torch.no_grad():
+            out = model(x)
+        k = len(out["boxes"])
+        assert out["gender"].shape == (k, 2) and out["expression"].shape == (k, 7)
+        assert out["age"].shape == (k,) and out["embedding"].shape == (k, 128)
+        assert torch.allclose(out["embedding"].norm(dim=1), torch.ones(k), atol=1e-5)
+        assert (out["batch_index"] == 0).all() and (out["scores"] > 0.5).all()
+        keys.add(frozenset(out))
+    model.eval()
+    assert len(keys) == 1  # the same return type in train and eval
+    assert all(torch.equal(v, model.detector.state_dict()[k]) for k, v in before.items())
+    # given boxes (training, or boxes from elsewhere): scores 1, the heads at those boxes
+    with torch.no_grad():
+        given = model(x, boxes=[out["boxes"][:2]])
+    assert torch.allclose(given["age"], out["age"][:2], atol=1e-4)
+    assert torch.equal(given["scores"], torch.ones(2))
+    with pytest.raises(MBV1Error, match="RGB frames"):
+        model(torch.zeros(1, 512, 14, 14))
+    frame, face = model.costs(512)
+    assert 3.0e9 < frame < 3.3e9 and 70e6 < face < 85e6  # a face is ~2.5% of a frame
+
+
+def test_shared_model_trains_on_cached_roi_features_and_serves(trained, photo):
+    from mbv1.faces.shared_infer import SharedFaces
+    from mbv1.faces.student import FaceModel, open_face_model
+
+    cache, result = trained
+    m = result.metrics
+    for k in ("mean_ap", "gender_acc", "gender_acc_const", "expression_top1", "age_mae",
+              "cosine", "cosine_const", "verif_auc"):
+        assert k in m, k
+    assert m["split"] == "held-out sources cid, dot" and m["faces"] == 10
+    feats = list(cache.root.glob("rois-*.npy"))
+    assert len(feats) == 1 and np.load(feats[0], mmap_mode="r").shape == (20, 2, 512, 14, 14)
+    best = result.run_dir / "best.pt"
+    ck = torch.load(best, weights_only=True)  # plain tensors and values only
+    meta = ck["meta"]
+    assert meta["shared"]["tap"] == "conv11" and meta["preprocess"]["input_size"] == 512
+    assert meta["resolution"] == 512 and "detector.backbone.conv0.conv.weight" in ck["model"]
+    assert "roi_head.0.depthwise.conv.weight" in ck["model"]
+    # the detector is the pulled face model, untouched by training
+    from mbv1.detection.predictor import load_ssd
+    from mbv1.faces.pipeline import _default_ssd
+
+    ssd, _ = load_ssd(_default_ssd())
+    for k, v in ssd.state_dict().items():
+        assert torch.equal(ck["model"][f"detector.{k}"], v), k
+    # inference: the same numbers eager and on the exported runtime
+    fast = open_face_model(best)
+    eager = open_face_model(best, backend="eager")
+    assert isinstance(fast, SharedFaces) and fast.backend != "eager"
+    b1, s1, o1 = fast(photo)
+    b2, s2, o2 = eager(photo)
+    assert len(b1) == len(b2) == 6
+    np.testing.assert_allclose(b1, b2, atol=0.5)
+    np.testing.assert_allclose(s1, s2, atol=1e-3)
+    for k in o2:
+        np.testing.assert_allclose(o1[k], o2[k], atol=2e-3)
+    with pytest.raises(MBV1Error, match="shared face model"):
+        FaceModel(best)
+
+
+def test_faces_and_verify_cli_run_the_shared_model(trained, tmp_path):
+    _, result = trained
+    best = result.run_dir / "best.pt"
+    photo = _t1()
+    r = mbv1("faces", photo, "--weights", best, "--project", tmp_path, "--name", "p",
+             cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "shared face model" in r.stdout and "6 faces" in r.stdout
+    lines = [json.loads(x) for x in (tmp_path / "p" / "predictions.jsonl").read_text().splitlines()]
+    faces = lines[0]["faces"]
+    assert len(faces) == 6
+    for f in faces:
+        assert {"box_xyxy", "score", "age", "gender", "expression", "embedding"} <= set(f)
+        assert f["crop"] == "roi" and len(f["embedding"]) == 512
+    r = mbv1("verify", photo, photo, "--weights", best, "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    v = json.loads(r.stdout)
+    assert v["distance"] == pytest.approx(0.0, abs=1e-4) and v["same"]
+    assert v["embedding_source"] == "student"  # the shared model's own embedding head
+
+
+def test_shared_model_refusals(tmp_path):
+    from mbv1.faces.cache import FaceRecord
+    from mbv1.faces.roi_features import roi_features
+
+    class _CelebA:
+        root = tmp_path
+        records = [FaceRecord("000001.jpg", "celeba", "000001.jpg", 0, None, 0, [0, 0, 0, 0],
+                              1.0, None, "celeba-aligned", None, None, "celeba")]
+
+    with pytest.raises(MBV1Error, match="CelebA"):
+        roi_features(_CelebA(), None, None)
+    cache = synthetic_face_cache(tmp_path / "c")
+    cfg = load_config(FacesTask, None, [*FAST, "data.degrade=0.5"],
+                      {"data.path": str(cache.root), "run.project": str(tmp_path / "runs")})
+    with pytest.raises(MBV1Error, match="degrade"):
+        FacesTask(cfg).build_datasets()
