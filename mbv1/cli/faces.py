@@ -23,7 +23,7 @@ class CropPolicy(str, Enum):
 
 def faces(
     source: Annotated[str, typer.Argument(help="Image, folder, glob ('imgs/*.jpg'), video file or camera index.")],
-    weights: Annotated[Path | None, typer.Option(help="A trained mbv1 face student (face-attributes, face-embeddings or faces); its heads replace the teachers.")] = None,
+    weights: Annotated[Path | None, typer.Option(help="A trained mbv1 face student (face-attributes, face-embeddings or faces); its heads replace the teachers. A shared face model (model.heads=shared) replaces the detector too.")] = None,
     detector: Annotated[FaceDetector, typer.Option(help="Face detector: mbv1's SSD face model or facenet-pytorch's MTCNN.")] = FaceDetector.ssd,
     crop: Annotated[CropPolicy | None, typer.Option(help="Canonical crop policy (default: the student's, else box).")] = None,
     conf: Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum detection score.")] = 0.5,
@@ -71,7 +71,7 @@ def faces(
 def verify(
     a: Annotated[str, typer.Argument(help="First image (its largest face is compared).")],
     b: Annotated[str, typer.Argument(help="Second image.")],
-    weights: Annotated[Path | None, typer.Option(help="A trained face-embeddings / faces student (default: the FaceNet teacher).")] = None,
+    weights: Annotated[Path | None, typer.Option(help="A trained face-embeddings / faces student or shared face model (default: the FaceNet teacher).")] = None,
     threshold: Annotated[float | None, typer.Option(min=0.0, max=2.0, help="Distance threshold (default: the model's documented one).")] = None,
     detector: Annotated[FaceDetector, typer.Option(help="Face detector.")] = FaceDetector.ssd,
     conf: Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum detection score.")] = 0.5,

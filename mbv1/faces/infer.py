@@ -1,6 +1,7 @@
-"""Face inference: a trained student (:class:`mbv1.faces.student.FaceModel`) or the teachers,
-behind one call
-(:class:`FaceAnalyzer`): the Python API of ``mbv1 faces`` and ``mbv1 verify``."""
+"""Face inference: a trained student (:class:`mbv1.faces.student.FaceModel`), the shared face
+model (:class:`mbv1.faces.shared_infer.SharedFaces`: detector and heads on one body pass) or
+the teachers, behind one call (:class:`FaceAnalyzer`): the Python API of ``mbv1 faces`` and
+``mbv1 verify``."""
 
 from __future__ import annotations
 
@@ -64,7 +65,10 @@ class FaceAnalyzer:
 
     Args:
         weights: a trained face student; its heads replace the teachers they cover (one
-            backbone pass for all of them); the other outputs come from the teachers.
+            backbone pass for all of them); the other outputs come from the teachers. A shared
+            face model (``model.heads=shared``) also replaces the detector: its own boxes,
+            then its heads on the detector body's features (``conf`` applies; ``detector``,
+            ``crop`` and ``landmarks`` do not).
         attributes, embeddings: which outputs to compute.
         detector, conf, device: the face finder (:class:`mbv1.faces.pipeline.FaceFinder`).
         crop: canonical crop policy (default: the student's, else ``box``).
@@ -84,6 +88,8 @@ class FaceAnalyzer:
         self.student = open_face_model(weights, device, backend, warn) if weights else None
         # the shared face model detects too: one body pass per frame for boxes and heads
         self.shared = self.student if isinstance(self.student, SharedFaces) else None
+        if self.shared is not None:
+            self.shared.model.post.conf = conf  # --conf applies to its detector too
         heads = self.student.heads if self.student else []
         self.attr_source = self.emb_source = None
         if attributes:

@@ -80,6 +80,9 @@ def _largest_face(analyzer: FaceAnalyzer, path: str) -> FaceResult:
     rgb = np.asarray(load_rgb(src.paths[0]))
     found = analyzer(rgb)
     if not found:
+        if analyzer.shared is not None:
+            raise MBV1Error(f"no face found in {path} by the shared face model's detector "
+                            f"(min score {analyzer.shared.model.post.conf}); try --conf 0.3")
         raise MBV1Error(f"no face found in {path} (detector {analyzer.finder.detector_name}, "
                         f"min score {analyzer.finder.conf}); try --conf 0.3 or --detector mtcnn")
     return max(found, key=lambda r: (r.box_xyxy[2] - r.box_xyxy[0]) * (r.box_xyxy[3] - r.box_xyxy[1]))

@@ -10,7 +10,7 @@ of the body's next layers (``conv12``, ``conv13``: a stride-2 depthwise-separabl
 1024-channel one, started from the detector's weights and trained), global average pooling
 and the heads of :class:`mbv1.faces.model.HeadsConfig`. The Faster R-CNN box classifier of the
 TF Object Detection API is built the same way (:mod:`mbv1.detection.faster_rcnn`). A face then
-costs the RoI head (about 77 M mult-adds at α=1), not a second backbone.
+costs the RoI head (about 78 M mult-adds at α=1), not a second backbone.
 
 Because the detector is frozen, the RoI features of the training faces never change: they are
 computed once per face (and its mirror image, from the mirrored frame) and cached beside the
