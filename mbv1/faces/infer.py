@@ -152,12 +152,11 @@ class FaceAnalyzer:
             teachers = self._attr_teacher is not None or self._emb_teacher is not None
             faces = (self.finder.faces_from(rgb, boxes, scores) if teachers else
                      [_Box(b, float(sc)) for b, sc in zip(boxes, scores)])
-            t1 = time.perf_counter()
-            crops = [f.crop for f in faces]
         else:
             faces = self.finder(rgb)
-            t1 = time.perf_counter()
-            crops = [f.crop for f in faces]
+        t1 = time.perf_counter()
+        crops = [f.crop for f in faces]
+        if self.shared is None:
             student = self.student.predict(crops) if self.student and faces else {}
         attrs = None
         if self.attr_source == "student":
