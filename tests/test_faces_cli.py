@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from tests.test_cli import mbv1
@@ -154,3 +155,45 @@ def test_a_student_checkpoint_replaces_the_teachers(tmp_path, assets_ready):
         assert f.crop == "aligned" and abs(sum(f.expressions.values()) - 1) < 1e-3
     with pytest.raises(MBV1Error, match="records no verification threshold"):
         _ = fa.threshold
+
+
+@pytest.mark.assets
+def test_student_crops_are_cut_as_it_was_trained(tmp_path, assets_ready):
+    """A student trained on crops without MTCNN landmarks (``data.landmarks=false``) runs
+    without MTCNN; one trained with them (the default) runs it; ``landmarks=False`` wins."""
+    from mbv1.checkpoint import save_checkpoint
+    from mbv1.faces.infer import FaceAnalyzer
+    from mbv1.faces.model import FaceStudent, HeadsConfig
+
+    heads = HeadsConfig(["gender", "expression", "age", "embedding"], embedding_dim=16)
+    model = FaceStudent(heads, alpha=0.25)
+    rgb = np.array(Image.open(assets_ready.path("face-api", "package/demo/sample1.jpg")))
+    for lm, want in ((None, False), ("mtcnn", True)):
+        meta = {"heads": heads.to_dict(), "resolution": 64, "mean": [0.5] * 3, "std": [0.5] * 3,
+                "crop": {"policy": "box", "size": 160, "margin": 32, "landmarks": lm}}
+        ckpt = save_checkpoint(tmp_path / f"s-{lm}.pt", task="faces", model=model,
+                               config={"model": {"alpha": 0.25}}, meta=meta)
+        fa = FaceAnalyzer(ckpt, backend="eager")
+        assert fa.finder.want_landmarks is want
+        faces = fa(rgb)
+        assert len(faces) == 3 and all((f.landmarks is not None) is want for f in faces)
+    assert FaceAnalyzer(ckpt, backend="eager", landmarks=False).finder.want_landmarks is False
+
+
+@pytest.mark.assets
+def test_channels_last_mtcnn_finds_stock_mtcnn_landmarks(assets_ready):
+    """mbv1 runs facenet-pytorch's MTCNN with channels-last weights (fast max-pools): the
+    landmarks and boxes are stock MTCNN's on real faces."""
+    from facenet_pytorch import MTCNN
+
+    from mbv1.faces.pipeline import FaceFinder
+
+    rgb = np.array(Image.open(assets_ready.path("face-api", "package/demo/sample1.jpg")))
+    fast = FaceFinder(detector="mtcnn", backend="eager")
+    stock = MTCNN(min_face_size=20, select_largest=False, keep_all=True, post_process=False)
+    assert fast._mtcnn.onet.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    boxes, _, points = stock.detect(rgb, landmarks=True)
+    b2, _, p2 = fast._mtcnn.detect(rgb, landmarks=True)
+    assert len(boxes) == len(b2) >= 3
+    np.testing.assert_allclose(np.asarray(b2, float), np.asarray(boxes, float), atol=1e-3)
+    np.testing.assert_allclose(np.asarray(p2, float), np.asarray(points, float), atol=1e-3)

@@ -29,7 +29,7 @@ def faces(
     conf: Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum detection score.")] = 0.5,
     no_attributes: Annotated[bool, typer.Option("--no-attributes", help="Skip age, gender and expression.")] = False,
     no_embedding: Annotated[bool, typer.Option("--no-embedding", help="Skip the face embedding.")] = False,
-    no_landmarks: Annotated[bool, typer.Option("--no-landmarks", help="No MTCNN landmarks (faster; box crops from the detector's box).")] = False,
+    no_landmarks: Annotated[bool, typer.Option("--no-landmarks", help="No MTCNN landmarks (faster; box crops from the detector's box). Default: as the student was trained, else on.")] = False,
     json_embedding: Annotated[bool, typer.Option(help="Write each face's embedding into the JSON lines.")] = True,
     vid_stride: Annotated[int, typer.Option(min=1, help="Process every N-th video frame.")] = 1,
     no_save: Annotated[bool, typer.Option("--no-save", help="Do not write annotated output or predictions.")] = False,
@@ -48,7 +48,7 @@ def faces(
 
     analyzer = FaceAnalyzer(weights, attributes=not no_attributes, embeddings=not no_embedding,
                             detector=detector.value, conf=conf, device=device,
-                            crop=crop.value if crop else None, landmarks=not no_landmarks,
+                            crop=crop.value if crop else None, landmarks=False if no_landmarks else None,
                             backend=backend.value, warn=common.warn)
     common.leave_cores_to_runtimes(backend.value)
     result = common.run_with_progress(

@@ -72,6 +72,8 @@ class FaceAnalyzer:
         attributes, embeddings: which outputs to compute.
         detector, conf, device: the face finder (:class:`mbv1.faces.pipeline.FaceFinder`).
         crop: canonical crop policy (default: the student's, else ``box``).
+        landmarks: MTCNN landmarks (with ``box``, MTCNN's box) for the crops; default: as the
+            student's training crops were cut (``data.landmarks``), else on.
         backend: every network's inference engine (:mod:`mbv1.export.cached`: ``auto``, the
             default, takes on the CPU the fastest exported runtime that passes its parity
             check); ``warn`` gets a line when ``auto`` falls back to eager.
@@ -79,7 +81,7 @@ class FaceAnalyzer:
 
     def __init__(self, weights: str | Path | None = None, attributes: bool = True,
                  embeddings: bool = True, detector: str = "ssd", conf: float = 0.5,
-                 device: str = "cpu", crop: str | None = None, landmarks: bool = True,
+                 device: str = "cpu", crop: str | None = None, landmarks: bool | None = None,
                  resolution: int | None = None, backend: str = "auto", warn=None):
         from mbv1.faces.pipeline import FaceFinder
         from mbv1.faces.shared_infer import SharedFaces
@@ -98,6 +100,8 @@ class FaceAnalyzer:
             self.emb_source = "student" if "embedding" in heads else "facenet"
         c = self.student.crop if self.student else {}
         policy = crop or c.get("policy") or "box"
+        if landmarks is None:  # crops cut the way the student's training crops were
+            landmarks = bool(c.get("landmarks", True))
         if self.shared is not None:
             detector, landmarks = "given", False  # teachers (if any) crop the model's boxes
         self.finder = FaceFinder(detector, landmarks=landmarks, policy=policy,

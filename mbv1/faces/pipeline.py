@@ -257,8 +257,16 @@ def _mtcnn(device: str):
     except ImportError:  # pragma: no cover - a declared dependency
         raise MBV1Error("facenet-pytorch is not installed: `pip install facenet-pytorch==2.5.3 "
                         "--no-deps` gives MTCNN (landmarks and the mtcnn detector)") from None
-    return MTCNN(min_face_size=20, select_largest=False, keep_all=True, post_process=False,
-                 device=device)
+    import torch
+
+    mtcnn = MTCNN(min_face_size=20, select_largest=False, keep_all=True, post_process=False,
+                  device=device)
+    # Channels-last weights make every conv output channels-last, so the max-pools after them
+    # take PyTorch's NHWC kernel: 10x faster than its NCHW one on the CPU (R-Net's pool on
+    # [30, 28, 22, 22]: 3.4 -> 0.38 ms), the same landmarks to 1e-5 px.
+    for net in (mtcnn.pnet, mtcnn.rnet, mtcnn.onet):
+        net.to(memory_format=torch.channels_last)
+    return mtcnn
 
 
 class Tracker:
