@@ -123,6 +123,29 @@ def test_one_forward_serves_boxes_attributes_and_embedding_in_train_and_eval(fac
     assert 3.0e9 < frame < 3.3e9 and 70e6 < face < 85e6  # a face is ~2.5% of a frame
 
 
+def test_an_earlier_body_layer_as_the_tap(face_model, photo):
+    """shared.tap=conv5 (stride 8, not a detector map): the same one body pass gives the
+    detector's boxes and the conv5 map; the RoI head is the copies of conv6-13."""
+    from mbv1.faces.shared import SharedConfig, SharedFaceModel
+
+    ref, pre = face_model
+    model = SharedFaceModel(ref.heads_config, ref.detector,
+                            SharedConfig(tap="conv5", train_layers=8)).eval()
+    assert (model.stride, model.roi_channels, len(model.roi_head), model.fixed) == (8, 256, 8, [])
+    x = pre(photo)
+    with torch.no_grad():
+        out, base = model(x), ref(x)
+        assert torch.equal(out["boxes"], base["boxes"]) and len(out["boxes"]) == 6
+        fmap = model.tap_map(x)
+        assert fmap.shape[1:] == (256, 64, 64)
+        heads = model.head(model.rois(fmap, [out["boxes"]]))
+        assert torch.allclose(out["age"], heads["age"], atol=1e-5)
+    _, face = model.costs(512)
+    assert 90e6 < face < 110e6  # conv6-13 on 14x14 RoIs at stride 8
+    with pytest.raises(MBV1Error, match="before the last"):
+        SharedFaceModel(ref.heads_config, ref.detector, SharedConfig(tap="conv13"))
+
+
 def test_shared_model_trains_on_cached_roi_features_and_serves(trained, photo):
     from mbv1.faces.shared_infer import SharedFaces
     from mbv1.faces.student import FaceModel, open_face_model

@@ -88,9 +88,6 @@ class SharedFaceModel(FaceHeads, nn.Module):
         if config.tap not in names[:-1]:
             raise MBV1Error(f"shared.tap={config.tap!r}: use a body layer before the last "
                             f"({', '.join(names[:-1])})")
-        if config.tap not in detector.config.taps:
-            raise MBV1Error(f"shared.tap={config.tap!r} is not a map the detector computes "
-                            f"({', '.join(detector.config.taps)})")
         info = {f.name: f for f in body.feature_info}
         self.stride = info[config.tap].stride
         self.roi_channels = info[config.tap].channels
@@ -117,12 +114,23 @@ class SharedFaceModel(FaceHeads, nn.Module):
         return self
 
     # -- the pieces ---------------------------------------------------------------------------
+    def maps_and_tap(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """``(the detector's feature maps, the body's tap map)`` of frames ``x``, from one body
+        pass (the tap may be one of the detector's maps or any earlier body layer)."""
+        det = self.detector
+        taps = det.backbone.features(x, [*det.config.taps, self.config.tap])
+        maps = [taps[t] for t in det.config.taps]
+        y = maps[-1]
+        for extra in det.extras:
+            y = extra(y)
+            maps.append(y)
+        return maps, taps[self.config.tap]
+
     def detect(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
         """``(boxes per frame [K_i, 4] input pixels, scores per frame, tap map)`` of frames
         ``x``."""
-        maps = self.detector.feature_maps(x)
+        maps, tap = self.maps_and_tap(x)
         codes, logits = self.detector.predict(maps)
-        tap = maps[self.detector.config.taps.index(self.config.tap)]
         return (*self.boxes_from(codes, logits, x.shape[-2:]), tap)
 
     def boxes_from(self, codes: torch.Tensor, logits: torch.Tensor, size) -> tuple[list, list]:
@@ -224,8 +232,8 @@ def build_shared(meta: dict, detector: SSD | None = None) -> SharedFaceModel:
 def frame_and_face(model: SharedFaceModel, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """What a frame with one face costs (``cost_forward`` of the face task): the whole
     detector on ``x``, then the heads once, on a box in the middle of the frame."""
-    det, s = model.detector, x.shape[-1]
-    maps = det.feature_maps(x)
-    det.predict(maps)
+    s = x.shape[-1]
+    maps, tap = model.maps_and_tap(x)
+    model.detector.predict(maps)
     box = x.new_tensor([[s * 3 / 8, s * 3 / 8, s * 5 / 8, s * 5 / 8]])
-    return model.head(model.rois(maps[det.config.taps.index(model.config.tap)], [box]))
+    return model.head(model.rois(tap, [box]))

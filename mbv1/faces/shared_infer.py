@@ -29,10 +29,8 @@ class _Trunk(nn.Module):
         self.model = model
 
     def forward(self, x):
-        det = self.model.detector
-        maps = det.feature_maps(x)
-        codes, logits = det.predict(maps)
-        return codes, logits, maps[det.config.taps.index(self.model.config.tap)]
+        maps, tap = self.model.maps_and_tap(x)
+        return (*self.model.detector.predict(maps), tap)
 
 
 class SharedFaces:
