@@ -2,7 +2,7 @@
 pipeline and the two-network student, side by side in one run.
 
     .venv/bin/python benchmarks/faces_shared.py --shared runs/faces/shared/best.pt \
-        [--student runs/faces/exp/best.pt] [--frames 30]
+        [--student runs/faces/exp/best.pt [--student ...]] [--frames 30]
 
 Sources: carphone_pristine.mp4 (176x144, one face), bikes.mp4 (several small faces) and
 insightface's t1.jpg (six people). Configurations run interleaved frame by frame, all on the
@@ -40,7 +40,8 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--shared", type=Path, required=True, help="a trained shared face model")
-    p.add_argument("--student", type=Path, default=None, help="a trained two-network student")
+    p.add_argument("--student", type=Path, action="append", default=[],
+                   help="a trained two-network student (repeat for several)")
     p.add_argument("--frames", type=int, default=30)
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -56,8 +57,8 @@ def main() -> None:
     det = Detector(default_checkpoint(), post=PostprocessConfig(0.5, 0.5, 100, None))
     configs = {"detection alone": lambda f: det(f)}
     analyzers = {"teachers (face-api + FaceNet)": FaceAnalyzer(None)}
-    if args.student:
-        analyzers["two-network student"] = FaceAnalyzer(args.student)
+    for path in args.student:
+        analyzers[f"student {path.parent.name}/{path.name}"] = FaceAnalyzer(path)
     analyzers["shared model"] = FaceAnalyzer(args.shared)
     configs.update({k: a for k, a in analyzers.items()})
     for name, frames in sources.items():

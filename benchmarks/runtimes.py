@@ -36,24 +36,13 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-class _Outputs(torch.nn.Module):
-    """A model whose forward returns a tensor or a tuple, as a tuple (ONNX outputs)."""
-
-    def __init__(self, m):
-        super().__init__()
-        self.m = m
-
-    def forward(self, x):
-        out = self.m(x)
-        return out if isinstance(out, tuple) else (out,)
-
-
 def models(frames) -> list[tuple[str, torch.nn.Module, int, int, list]]:
     """``(name, module, input side, batch, calibration inputs)``."""
     from mbv1.backbone import MobileNetV1, fuse_bn
     from mbv1.detection.face_model import default_checkpoint
     from mbv1.detection.preprocess import Preprocess
     from mbv1.detection.ssd import SSD, SSDConfig
+    from mbv1.export.cached import AsTuple
     from mbv1.export.spec import export_spec
 
     def calib(size, batch):
@@ -66,17 +55,18 @@ def models(frames) -> list[tuple[str, torch.nn.Module, int, int, list]]:
     out = [("face SSD 512 (real weights)", face.module, 512, 1,
             [x for f in frames[:32] for x in face.inputs(f)])]
     ssd = fuse_bn(SSD(SSDConfig(num_classes=90, alpha=1.0)).eval())
-    out.append(("SSD300 α=1, 91 classes (random)", _Outputs(ssd), 300, 1, calib(300, 1)))
+    out.append(("SSD300 α=1, 91 classes (random)", AsTuple(ssd), 300, 1, calib(300, 1)))
     for alpha in (1.0, 0.5, 0.25):
         body = fuse_bn(MobileNetV1(alpha).eval())
         for batch in (1, 32):
-            out.append((f"MobileNetV1 α={alpha} 224, batch {batch}", _Outputs(body), 224, batch,
+            out.append((f"MobileNetV1 α={alpha} 224, batch {batch}", AsTuple(body), 224, batch,
                         calib(224, batch)[:4]))
     return out
 
 
 def measure(name, module, size, batch, calib, tmp: Path, threads: int, iters: int) -> dict:
     from mbv1.backbone.costs import count_costs
+    from mbv1.export.cached import AsTuple
     from mbv1.export.onnx_file import export_onnx, openvino_from_onnx
     from mbv1.export.quantize import quantize_int8
     from mbv1.export.runtimes import OpenVinoRunner, OrtRunner
@@ -111,7 +101,7 @@ def measure(name, module, size, batch, calib, tmp: Path, threads: int, iters: in
     for _ in range(iters):
         for k, fn in runners.items():
             ms[k].append(1000 * _timed(fn))
-    gflop = 2 * batch * count_costs(module.m if isinstance(module, _Outputs) else module,
+    gflop = 2 * batch * count_costs(module.m if isinstance(module, AsTuple) else module,
                                     size).mult_adds / 1e9
     return {"gflop": gflop, "ms": {k: statistics.median(v) for k, v in ms.items()}}
 

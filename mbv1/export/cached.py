@@ -128,6 +128,18 @@ class ExportedModule:
         return tuple(torch.from_numpy(np.asarray(o)).to(x.device) for o in outs)
 
 
+class AsTuple(torch.nn.Module):
+    """A module whose forward returns a tensor or a tuple, as a tuple (ONNX outputs)."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.m = module
+
+    def forward(self, x):
+        out = self.m(x)
+        return out if isinstance(out, tuple) else (out,)
+
+
 class TupleOutputs(torch.nn.Module):
     """A module with dict outputs as a tuple in a fixed key order (ONNX has named outputs)."""
 

@@ -36,6 +36,10 @@ def export_tflite(module: torch.nn.Module, input_size: int, path: Path) -> Path:
     if importlib.util.find_spec("litert_torch") is None:
         raise MBV1Error("--format tflite needs litert-torch (in requirements.lock: `make setup`)")
     path = Path(path)
+    local = sorted({type(m).__qualname__ for m in module.modules() if type(m).__module__ == "__main__"})
+    if local:  # the converting child process could not unpickle them
+        raise MBV1Error(f"--format tflite converts in a child process, which cannot import "
+                        f"{', '.join(local)} from your __main__ script: define it in a module")
     with tempfile.TemporaryDirectory(prefix="mbv1-tflite-") as tmp:
         src = Path(tmp) / "module.pt"
         torch.save(module.eval().cpu(), src)  # the whole module: the child rebuilds nothing
