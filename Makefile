@@ -40,12 +40,10 @@ assets: $(ASSETS_STAMP)
 demo: assets
 	$(BIN)/mbv1 demo $(DEMO_VIDEO)
 
-# --max-worker-restart=0: a worker that dies fails the run at once, naming the test it ran
-# (pytest-xdist 3.8 with --dist loadfile hangs after replacing a crashed worker).
-# -p no:cacheprovider: every worker crash seen here (5 runs, CI's included) came on a checkout
-# without .pytest_cache, none with one or with the plugin off; nothing here uses --lf/--ff.
+# tools/run_tests.sh: pytest on two xdist workers; only a crashed worker process (a native crash,
+# not a test failure) makes it run the suite again, up to three attempts (the script says why).
 test: assets
-	MBV1_REQUIRE_ASSETS=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --max-worker-restart=0 $(PYTEST_ARGS)
+	bash tools/run_tests.sh $(BIN)/python $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check mbv1 tests benchmarks
