@@ -1,7 +1,7 @@
 """The shared face model (one body pass per frame) against detection alone, the teacher
 pipeline and the two-network student, side by side in one run.
 
-    .venv/bin/python benchmarks/faces_shared.py --shared runs/faces/shared/best.pt \
+    .venv/bin/python benchmarks/faces_shared.py --shared runs/faces/shared/best.pt [--shared ...] \
         [--student runs/faces/exp/best.pt [--student ...]] [--frames 30]
 
 Sources: carphone_pristine.mp4 (176x144, one face), bikes.mp4 (several small faces) and
@@ -39,7 +39,8 @@ def main() -> None:
     from mbv1.faces.infer import FaceAnalyzer
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--shared", type=Path, required=True, help="a trained shared face model")
+    p.add_argument("--shared", type=Path, action="append", required=True,
+                   help="a trained shared face model (repeat for several)")
     p.add_argument("--student", type=Path, action="append", default=[],
                    help="a trained two-network student (repeat for several)")
     p.add_argument("--frames", type=int, default=30)
@@ -59,7 +60,9 @@ def main() -> None:
     analyzers = {"teachers (face-api + FaceNet)": FaceAnalyzer(None)}
     for path in args.student:
         analyzers[f"student {path.parent.name}/{path.name}"] = FaceAnalyzer(path)
-    analyzers["shared model"] = FaceAnalyzer(args.shared)
+    for path in args.shared:
+        a = FaceAnalyzer(path)
+        analyzers[f"shared {path.parent.name} ({a.shared.model.config.tap})"] = a
     configs.update({k: a for k, a in analyzers.items()})
     for name, frames in sources.items():
         for run in configs.values():
@@ -81,12 +84,14 @@ def main() -> None:
                   f"  {found[k] / len(frames):4.1f} faces/frame")
     for k, a in analyzers.items():
         print(f"  {k}: {a.describe()}")
-    shared = analyzers["shared model"].shared
-    s = shared.pre.input_size
-    frame, face = shared.model.costs(s)
-    print(f"cost: detector {frame / 1e6:.0f} M mult-adds per {s}x{s} frame; shared heads "
-          f"{face / 1e6:.1f} M per face ({100 * face / frame:.1f}% of a frame; six faces "
-          f"{(frame + 6 * face) / frame:.2f}x detection)")
+    for k, a in analyzers.items():
+        if a.shared is None:
+            continue
+        s = a.shared.pre.input_size
+        frame, face = a.shared.model.costs(s)
+        print(f"cost of {k}: detector {frame / 1e6:.0f} M mult-adds per {s}x{s} frame; heads "
+              f"{face / 1e6:.1f} M per face ({100 * face / frame:.1f}% of a frame; six faces "
+              f"{(frame + 6 * face) / frame:.2f}x detection)")
 
 
 if __name__ == "__main__":

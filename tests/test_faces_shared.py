@@ -33,7 +33,9 @@ def face_model():
 
     det, meta, path = load_detector("face-ssd")
     heads = HeadsConfig(["gender", "expression", "age", "embedding"], 128, 512)
-    return SharedFaceModel(heads, det, SharedConfig(detector=path)).eval(), Preprocess.from_meta(meta)
+    # conv11 + conv12-13 (the TF OD API's Faster R-CNN layout); the default conv5 tap below
+    config = SharedConfig(tap="conv11", train_layers=2, detector=path)
+    return SharedFaceModel(heads, det, config).eval(), Preprocess.from_meta(meta)
 
 
 @pytest.fixture(scope="module")
@@ -124,13 +126,13 @@ def test_one_forward_serves_boxes_attributes_and_embedding_in_train_and_eval(fac
 
 
 def test_an_earlier_body_layer_as_the_tap(face_model, photo):
-    """shared.tap=conv5 (stride 8, not a detector map): the same one body pass gives the
-    detector's boxes and the conv5 map; the RoI head is the copies of conv6-13."""
+    """shared.tap=conv5 (the default; stride 8, not a detector map): the same one body pass
+    gives the detector's boxes and the conv5 map; the RoI head is the copies of conv6-13."""
     from mbv1.faces.shared import SharedConfig, SharedFaceModel
 
     ref, pre = face_model
-    model = SharedFaceModel(ref.heads_config, ref.detector,
-                            SharedConfig(tap="conv5", train_layers=8)).eval()
+    assert (SharedConfig().tap, SharedConfig().train_layers) == ("conv5", 8)
+    model = SharedFaceModel(ref.heads_config, ref.detector, SharedConfig()).eval()
     assert (model.stride, model.roi_channels, len(model.roi_head), model.fixed) == (8, 256, 8, [])
     x = pre(photo)
     with torch.no_grad():
@@ -157,11 +159,11 @@ def test_shared_model_trains_on_cached_roi_features_and_serves(trained, photo):
         assert k in m, k
     assert m["split"] == "held-out sources cid, dot" and m["faces"] == 10
     feats = list(cache.root.glob("rois-*.npy"))
-    assert len(feats) == 1 and np.load(feats[0], mmap_mode="r").shape == (20, 2, 512, 14, 14)
+    assert len(feats) == 1 and np.load(feats[0], mmap_mode="r").shape == (20, 2, 256, 14, 14)
     best = result.run_dir / "best.pt"
     ck = torch.load(best, weights_only=True)  # plain tensors and values only
     meta = ck["meta"]
-    assert meta["shared"]["tap"] == "conv11" and meta["preprocess"]["input_size"] == 512
+    assert meta["shared"]["tap"] == "conv5" and meta["preprocess"]["input_size"] == 512
     assert meta["resolution"] == 512 and "detector.backbone.conv0.conv.weight" in ck["model"]
     assert "roi_head.0.depthwise.conv.weight" in ck["model"]
     # the detector is the pulled face model, untouched by training
