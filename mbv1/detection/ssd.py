@@ -100,13 +100,18 @@ class SSD(nn.Module):
         self._anchor_cache: dict = {}
 
     def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        taps = self.backbone.features(x, self.config.taps)
-        maps = [taps[t] for t in self.config.taps]
+        return self.maps_with(x)[0]
+
+    def maps_with(self, x: torch.Tensor, taps=()) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+        """``(the feature maps, {tap: body map})``: the detector's maps and, from the same body
+        pass, the body layers ``taps`` (any, e.g. a finer one for RoI features)."""
+        got = self.backbone.features(x, [*self.config.taps, *taps])
+        maps = [got[t] for t in self.config.taps]
         y = maps[-1]
         for extra in self.extras:
             y = extra(y)
             maps.append(y)
-        return maps
+        return maps, {t: got[t] for t in taps}
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.predict(self.feature_maps(x))

@@ -33,12 +33,13 @@ import numpy as np
 from mbv1.errors import MBV1Error
 from mbv1.faces import align
 
-__all__ = ["DETECTORS", "Face", "FaceFinder", "Tracker", "box_iou"]
+__all__ = ["DETECTORS", "MIN_FACE", "Face", "FaceFinder", "Tracker", "box_iou"]
 
 DETECTORS = ("ssd", "mtcnn", "given")
 REGION = 160  # side of the resampled region MTCNN sees around an SSD face
 REGION_SCALE = 1.6  # region side / the SSD box's long side
 MIN_LANDMARK_IOU = 0.3
+MIN_FACE = 12.0  # default min_size: faces smaller than this on their short side are skipped
 
 
 @dataclass
@@ -103,7 +104,7 @@ class FaceFinder:
 
     def __init__(self, detector: str = "ssd", landmarks: bool = True, policy: str = "box",
                  size: int = align.DEFAULT_SIZE, margin: int = align.DEFAULT_MARGIN,
-                 conf: float = 0.5, min_size: float = 12.0, attr_crops: bool = True,
+                 conf: float = 0.5, min_size: float = MIN_FACE, attr_crops: bool = True,
                  weights: str | Path | None = None, device: str = "cpu",
                  resolution: int | None = None, backend: str = "auto", warn=None):
         if detector not in DETECTORS:

@@ -34,7 +34,8 @@ from mbv1.detection.ssd import SSD
 from mbv1.errors import MBV1Error
 from mbv1.faces.model import FaceHeads, HeadsConfig
 
-__all__ = ["SharedConfig", "SharedFaceModel", "build_shared", "frame_and_face", "load_detector"]
+__all__ = ["RoIHeads", "SharedConfig", "SharedFaceModel", "build_shared", "frame_and_face",
+           "load_detector"]
 
 
 @dataclass
@@ -120,13 +121,7 @@ class SharedFaceModel(FaceHeads, nn.Module):
     def maps_and_tap(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """``(the detector's feature maps, the body's tap map)`` of frames ``x``, from one body
         pass (the tap may be one of the detector's maps or any earlier body layer)."""
-        det = self.detector
-        taps = det.backbone.features(x, [*det.config.taps, self.config.tap])
-        maps = [taps[t] for t in det.config.taps]
-        y = maps[-1]
-        for extra in det.extras:
-            y = extra(y)
-            maps.append(y)
+        maps, taps = self.detector.maps_with(x, [self.config.tap])
         return maps, taps[self.config.tap]
 
     def detect(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
@@ -187,11 +182,11 @@ class SharedFaceModel(FaceHeads, nn.Module):
 
         frame = count_costs(self.detector, size).mult_adds
         p = self.config.roi_size
-        face = count_costs(_Head(self), p, in_channels=self.roi_channels).mult_adds
+        face = count_costs(RoIHeads(self), p, in_channels=self.roi_channels).mult_adds
         return frame, face
 
 
-class _Head(nn.Module):
+class RoIHeads(nn.Module):
     """The heads on RoI features as a module of its own (cost counting, export)."""
 
     def __init__(self, model: SharedFaceModel, keys: list[str] | None = None):

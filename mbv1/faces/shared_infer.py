@@ -40,11 +40,12 @@ class SharedFaces:
     ``heads``, ``checkpoint``, ``backend``, ``crop`` (none: the heads read no crop)."""
 
     def __init__(self, loaded, device: str = "cpu", backend: str = "auto", warn=None,
-                 min_size: float = 12.0):
+                 min_size: float | None = None):
         from mbv1.backbone import fuse_bn
         from mbv1.detection.preprocess import Preprocess
         from mbv1.export.cached import FastForward, file_key, runtime_for
-        from mbv1.faces.shared import _Head
+        from mbv1.faces.pipeline import MIN_FACE
+        from mbv1.faces.shared import RoIHeads
 
         self.device = torch.device(device)
         self.meta, self.task, self.checkpoint = loaded.meta, loaded.task, Path(loaded.path)
@@ -52,7 +53,7 @@ class SharedFaces:
         self.heads = list(self.meta["heads"]["heads"])
         self.keys = sorted(self.heads)
         self.crop: dict = {}
-        self.min_size = min_size
+        self.min_size = MIN_FACE if min_size is None else min_size
         self.pre = Preprocess.from_meta(self.meta)
         s, c = self.pre.input_size, self.model.config
         key = file_key(loaded.path)
@@ -60,7 +61,7 @@ class SharedFaces:
         self._trunk_rt = runtime_for(self.trunk, (3, s, s), ["box_codes", "class_logits", "tap"],
                                      f"{self.checkpoint.stem}-shared-trunk", key, backend,
                                      self.device, batch=1, warn=warn)
-        self.head = FastForward(_Head(self.model, self.keys),
+        self.head = FastForward(RoIHeads(self.model, self.keys),
                                 (self.model.roi_channels, c.roi_size, c.roi_size), self.keys,
                                 f"{self.checkpoint.stem}-shared-heads", key, backend, self.device,
                                 warn)
