@@ -43,6 +43,20 @@ def _one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def _no_lingering_sigchld_handler():
+    """A DataLoader with worker processes leaves PyTorch's SIGCHLD handler installed for the
+    rest of the process. Every xdist worker crash examined here (core dumps: SIGSEGV with
+    si_code SI_KERNEL, i.e. a signal the kernel could not deliver, in the main thread just as a
+    child process of a later test exited) came in a worker that had that handler. A test puts
+    the default back after itself; torch.utils.data still checks its workers without it."""
+    import signal
+
+    yield
+    if signal.getsignal(signal.SIGCHLD) not in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _export_cache(tmp_path_factory):
     """Files the exported-runtime backends write (``--backend auto``) go to a temporary folder,

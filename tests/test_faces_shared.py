@@ -128,6 +128,7 @@ def test_one_forward_serves_boxes_attributes_and_embedding_in_train_and_eval(fac
 def test_an_earlier_body_layer_as_the_tap(face_model, photo):
     """shared.tap=conv5 (the default; stride 8, not a detector map): the same one body pass
     gives the detector's boxes and the conv5 map; the RoI head is the copies of conv6-13."""
+    from mbv1.detection.roi_crop import roi_crop
     from mbv1.faces.shared import SharedConfig, SharedFaceModel
 
     ref, pre = face_model
@@ -140,7 +141,9 @@ def test_an_earlier_body_layer_as_the_tap(face_model, photo):
         assert torch.equal(out["boxes"], base["boxes"]) and len(out["boxes"]) == 6
         fmap = model.tap_map(x)
         assert fmap.shape[1:] == (256, 64, 64)
-        heads = model.head(model.rois(fmap, [out["boxes"]]))
+        rois = model.rois(fmap, [out["boxes"]])  # torchvision's roi_align on this finer map
+        assert torch.allclose(rois, roi_crop(fmap, [out["boxes"]], 14, 1 / 8, 2), atol=1e-4)
+        heads = model.head(rois)
         assert torch.allclose(out["age"], heads["age"], atol=1e-5)
     _, face = model.costs(512)
     assert 90e6 < face < 110e6  # conv6-13 on 14x14 RoIs at stride 8

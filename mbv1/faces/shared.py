@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+from torchvision.ops import roi_align
 
 from mbv1.detection.postprocess import PostprocessConfig, postprocess
 from mbv1.detection.roi_crop import roi_crop
@@ -147,9 +148,17 @@ class SharedFaceModel(FaceHeads, nn.Module):
         return self.detector.backbone.features(x, [self.config.tap])[self.config.tap]
 
     def rois(self, fmap: torch.Tensor, boxes: list[torch.Tensor]) -> torch.Tensor:
-        """RoI features ``[K, C, P, P]`` of the tap map at ``boxes`` (input pixels)."""
+        """RoI features ``[K, C, P, P]`` of the tap map at ``boxes`` (input pixels):
+        ``torchvision.ops.roi_align``'s numbers (``aligned=False``). On maps up to 32x32 cells
+        (conv11 at 512 px) mbv1's matrix-product :func:`roi_crop` computes them faster; on finer
+        maps torchvision's own kernel does (conv5's 64x64, six faces, one thread: about half
+        the time), and no gradient flows here anyway (the detector is frozen, training reads cached
+        features)."""
         c = self.config
-        return roi_crop(fmap, boxes, c.roi_size, 1.0 / self.stride, c.sampling_ratio)
+        if fmap.shape[-2] * fmap.shape[-1] <= 32 * 32:
+            return roi_crop(fmap, boxes, c.roi_size, 1.0 / self.stride, c.sampling_ratio)
+        return roi_align(fmap, boxes, c.roi_size, 1.0 / self.stride, c.sampling_ratio,
+                         aligned=False)
 
     def head(self, rois: torch.Tensor, project: bool = True) -> dict[str, torch.Tensor]:
         """The face heads on RoI features."""
