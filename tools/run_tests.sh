@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # `make test`'s runner: the whole suite on two pytest-xdist workers.
 #
-# About one full run in three here, a worker process dies of a native crash, at a different test
-# each time (litert-torch's converter, a classification eval, a pure-torch training test; no
-# Python traceback, no kernel OOM entry; root cause not found yet). --max-worker-restart=0
-# makes the run stop at once and name the test (pytest-xdist 3.8 with --dist loadfile hangs
-# after replacing a crashed worker). Then, and only then, the whole suite runs again, up to
-# three attempts; an ordinary test failure ends the run at once with pytest's exit status.
+# A pytest-xdist worker process used to die in about two full runs of three here, at a different
+# test each time, always just as a child process of a test exited: SIGSEGV with si_code
+# SI_KERNEL (a signal the kernel could not deliver) in a worker where an earlier test's
+# DataLoader had left PyTorch's SIGCHLD handler installed. tests/conftest.py now puts SIGCHLD
+# back to the default after each test (3 of 3 full runs clean since). --max-worker-restart=0
+# makes a crash stop the run at once and name the test (pytest-xdist 3.8 with --dist loadfile
+# hangs after replacing a crashed worker); then, and only then, the whole suite runs again, up
+# to three attempts. An ordinary test failure ends the run at once with pytest's exit status.
+# -p no:cacheprovider: nothing here uses --lf/--ff, and a checkout gets no .pytest_cache.
 set -uo pipefail
 py=$1
 shift
