@@ -2,7 +2,7 @@
 # `make test`'s runner: the whole suite on two pytest-xdist workers.
 #
 # A pytest-xdist worker process used to die in about two full runs of three here, at a different
-# test each time, always just as a child process of a test exited: SIGSEGV with si_code
+# test each time; in the three core dumps examined, while a test waited on a child process: SIGSEGV with si_code
 # SI_KERNEL (a signal the kernel could not deliver) in a worker where an earlier test's
 # DataLoader had left PyTorch's SIGCHLD handler installed. tests/conftest.py now puts SIGCHLD
 # back to the default after each test (3 of 3 full runs clean since). --max-worker-restart=0
