@@ -136,8 +136,7 @@ class AsTuple(torch.nn.Module):
         self.m = module
 
     def forward(self, x):
-        out = self.m(x)
-        return out if isinstance(out, tuple) else (out,)
+        return _as_tuple(self.m(x))
 
 
 class TupleOutputs(torch.nn.Module):

@@ -35,6 +35,9 @@ from mbv1.detection.ssd import SSD
 from mbv1.errors import MBV1Error
 from mbv1.faces.model import FaceHeads, HeadsConfig
 
+# maps up to this many cells (conv11's 32x32 at 512 px) are cropped by matrix products
+MATMUL_CROP_MAX_CELLS = 32 * 32
+
 __all__ = ["RoIHeads", "SharedConfig", "SharedFaceModel", "build_shared", "frame_and_face",
            "load_detector"]
 
@@ -155,7 +158,7 @@ class SharedFaceModel(FaceHeads, nn.Module):
         the time), and no gradient flows here anyway (the detector is frozen, training reads cached
         features)."""
         c = self.config
-        if fmap.shape[-2] * fmap.shape[-1] <= 32 * 32:
+        if fmap.shape[-2] * fmap.shape[-1] <= MATMUL_CROP_MAX_CELLS:
             return roi_crop(fmap, boxes, c.roi_size, 1.0 / self.stride, c.sampling_ratio)
         return roi_align(fmap, boxes, c.roi_size, 1.0 / self.stride, c.sampling_ratio,
                          aligned=False)
