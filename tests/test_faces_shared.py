@@ -145,8 +145,15 @@ def test_an_earlier_body_layer_as_the_tap(face_model, photo):
         assert torch.allclose(rois, roi_crop(fmap, [out["boxes"]], 14, 1 / 8, 2), atol=1e-4)
         heads = model.head(rois)
         assert torch.allclose(out["age"], heads["age"], atol=1e-5)
+        # shared.roi_margin: the same RoI-align of boxes grown about their centres
+        wide = SharedFaceModel(ref.heads_config, ref.detector, SharedConfig(roi_margin=0.5))
+        b = out["boxes"][:1]
+        grown = torch.cat([b[:, :2] - (b[:, 2:] - b[:, :2]) / 4, b[:, 2:] + (b[:, 2:] - b[:, :2]) / 4], 1)
+        assert torch.allclose(wide.rois(fmap, [b]), model.rois(fmap, [grown]), atol=1e-6)
     _, face = model.costs(512)
     assert 90e6 < face < 110e6  # conv6-13 on 14x14 RoIs at stride 8
+    with pytest.raises(MBV1Error, match="train_sizes"):
+        SharedFaceModel(ref.heads_config, ref.detector, SharedConfig(train_sizes=[0]))
     with pytest.raises(MBV1Error, match="before the last"):
         SharedFaceModel(ref.heads_config, ref.detector, SharedConfig(tap="conv13"))
 
@@ -162,7 +169,10 @@ def test_shared_model_trains_on_cached_roi_features_and_serves(trained, photo):
         assert k in m, k
     assert m["split"] == "held-out sources cid, dot" and m["faces"] == 10
     feats = list(cache.root.glob("rois-*.npy"))
-    assert len(feats) == 1 and np.load(feats[0], mmap_mode="r").shape == (20, 2, 256, 14, 14)
+    arr = np.load(feats[0], mmap_mode="r")
+    # the frame as it is and mirrored, then shrunk to ~64 and ~32 px faces (each mirrored too)
+    assert len(feats) == 1 and arr.shape == (20, 6, 256, 14, 14)
+    assert not np.array_equal(arr[0, 0], arr[0, 2]) and not np.array_equal(arr[0, 2], arr[0, 4])
     best = result.run_dir / "best.pt"
     ck = torch.load(best, weights_only=True)  # plain tensors and values only
     meta = ck["meta"]
@@ -210,6 +220,41 @@ def test_faces_and_verify_cli_run_the_shared_model(trained, tmp_path):
     v = json.loads(r.stdout)
     assert v["distance"] == pytest.approx(0.0, abs=1e-4) and v["same"]
     assert v["embedding_source"] == "student"  # the shared model's own embedding head
+
+
+def test_shrunk_views_put_the_face_at_its_size_in_the_detector_input():
+    """The cached training views of a face shrunk to a smaller size: the box lands on the
+    same (smaller) face, the canvas keeps the frame's size, and a face already no larger than
+    the view's size keeps its own view."""
+    import cv2
+
+    from mbv1.detection.preprocess import Preprocess
+    from mbv1.faces.cache import FaceRecord
+    from mbv1.faces.roi_features import _view, shrunk, views
+
+    assert views([64, 32]) == [(0, None), (1, None), (0, 64), (1, 64), (0, 32), (1, 32)]
+    rng = np.random.default_rng(0)
+    rgb = cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), (9, 9), 3)
+    box = [100.0, 60.0, 180.0, 160.0]
+    canvas, b = shrunk(rgb, box, 0.25)
+    assert canvas.shape == rgb.shape
+    assert b[2] - b[0] == pytest.approx(20, abs=0.2) and b[3] - b[1] == pytest.approx(25, abs=0.2)
+    assert (b[0] + b[2]) / 2 == pytest.approx(140, abs=1) and (b[1] + b[3]) / 2 == pytest.approx(110, abs=1)
+    face = cv2.resize(rgb[60:160, 100:180], (20, 25), interpolation=cv2.INTER_AREA)
+    x0, y0 = round(b[0]), round(b[1])
+    got = canvas[y0:y0 + 25, x0:x0 + 20].astype(float)
+    assert np.abs(got - face).mean() < 4  # the same face, a quarter of the size
+    pre = Preprocess(input_size=512, pad="bottom-right")
+    rec = lambda i, bx: FaceRecord(f"f{i}", "s", "x.png", 0, None, i, bx, 1.0, None, "ssd",  # noqa: E731
+                                   None, None, "s")
+    big, small = rec(0, box), rec(1, [10.0, 10.0, 20.0, 22.0])  # 160 and 19 px in the input
+    got = list(_view(rgb, [big, small], 0, 32, pre))
+    assert [(f, fr is None) for f, fr, _ in got] == [([0], False), ([1], True)]
+    side = float(got[0][2][0, 2] - got[0][2][0, 0]), float(got[0][2][0, 3] - got[0][2][0, 1])
+    assert 32 / 2 ** 0.5 - 1 < max(side) < 32 * 2 ** 0.5 + 1
+    whole = list(_view(rgb, [big, small], 1, None, pre))  # mirrored, both faces in one pass
+    assert len(whole) == 1 and whole[0][0] == [0, 1]
+    assert torch.allclose(whole[0][2][0], torch.tensor([140.0, 60, 220, 160]) * 512 / 320)
 
 
 def test_shared_model_refusals(tmp_path):

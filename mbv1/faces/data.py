@@ -107,13 +107,13 @@ class FaceCropDataset(Dataset):
 
 class FaceRoIDataset(Dataset):
     """Faces ``indices`` of ``source`` as the shared face model's cached RoI features
-    (:mod:`mbv1.faces.roi_features`, ``float16 [N, 2, C, P, P]``: the frame as it is, and
-    mirrored) with their teacher targets.
+    (:mod:`mbv1.faces.roi_features`, ``float16 [N, V, C, P, P]``: the frame as it is, mirrored,
+    then the shrunk views, odd ones mirrored) with their teacher targets.
 
     Items: ``image [C, P, P]`` (RoI features, float32: what the RoI head reads), ``index``,
-    ``flip`` and ``t_*`` as in :class:`FaceCropDataset`. In training the mirrored face (cut
-    from the mirrored frame) is taken with probability 1/2 when ``hflip``, seeded by
-    ``(seed, epoch, index)``.
+    ``flip`` and ``t_*`` as in :class:`FaceCropDataset`. In training each item is one of the
+    V views, uniformly (the unmirrored ones only without ``hflip``), seeded by
+    ``(seed, epoch, index)``; otherwise view 0.
     """
 
     def __init__(self, source, indices: list[int], features: np.ndarray,
@@ -129,8 +129,12 @@ class FaceRoIDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         j = self.indices[i]
-        flip = int(self.train and self.hflip and self._rng(i).random() < 0.5)
-        item = {"image": torch.from_numpy(np.asarray(self.features[j, flip], np.float32)),
+        view = 0
+        if self.train:
+            step = 1 if self.hflip else 2
+            view = step * int(self._rng(i).integers(self.features.shape[1] // step))
+        flip = view % 2
+        item = {"image": torch.from_numpy(np.asarray(self.features[j, view], np.float32)),
                 "index": j, "flip": flip}
         for name, arr in self.targets.items():
             item[f"t_{name}"] = torch.from_numpy(np.asarray(arr[j, flip], np.float32))

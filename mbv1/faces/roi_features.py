@@ -3,11 +3,17 @@ once and kept beside the crops.
 
 The detector is frozen, so what its body says about a face never changes: each face of a crop
 cache gets its ``[C, P, P]`` RoI features cut from the body's tap map of its own frame at its
-cached box, in :data:`VIEWS`: the frame as it is and mirrored (the flip augmentation, whose
-teacher targets are cached too). Stored as one float16 array ``[N, 2, C, P, P]``
-(``rois-<key>.npy``; ``key`` names the detector weights and the RoI settings), written to a
-temporary name and renamed when complete. (Zoomed-out views, the frame 2x and 4x smaller in
-the detector's input, were measured and trained worse: docs/faces.md.)
+cached box, in the :func:`views` of ``shared.train_sizes``: the frame as it is and mirrored
+(the flip augmentation, whose teacher targets are cached too), then for each size N the frame
+shrunk so that the face's longest side is about N pixels of the detector's input (log-uniform
+within a factor √2 of N, drawn once per face; the rest of the frame's place filled by its
+mirror images), as it is and mirrored. A face at most that size already keeps its own. The
+teacher targets stay those of the full-resolution face: the heads learn the teacher's answer
+from the detector's view of a small face, the size most faces have in a street or a crowd
+(the embedded held-out faces: median 30 px in the 512 px input, the training faces 214 px).
+Stored as one float16 array ``[N, V, C, P, P]`` (``rois-<key>.npy``; ``key`` names the
+detector weights, the RoI settings and the views), written to a temporary name and renamed
+when complete.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import copy
 import hashlib
 import json
 import os
+import zlib
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -25,16 +32,48 @@ import torch
 
 from mbv1.errors import MBV1Error
 
-__all__ = ["VIEWS", "roi_features"]
+__all__ = ["roi_features", "shrunk", "views"]
 
-# mirrored or not, per cached view; view 0 is the frame as it is (evaluation)
-VIEWS = (0, 1)
+
+def views(train_sizes) -> list[tuple[int, int | None]]:
+    """``(mirrored, face size in input pixels or None: its own)`` of each cached view; view 0
+    is the frame as it is (evaluation), odd views are mirrored."""
+    return [(f, s) for s in (None, *train_sizes) for f in (0, 1)]
 
 
 def _key(model, pre) -> str:
     c = model.config
-    return hashlib.sha1(json.dumps([c.detector, c.tap, c.roi_size, c.sampling_ratio,
-                                    pre.to_dict()], sort_keys=True).encode()).hexdigest()[:12]
+    parts = [c.detector, c.tap, c.roi_size, c.sampling_ratio, pre.to_dict()]
+    # caches made before these settings existed keep their names
+    if c.train_sizes:
+        parts.append(list(c.train_sizes))
+    if c.roi_margin:
+        parts.append({"roi_margin": c.roi_margin})
+    return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _side(face_id: str, size: int) -> float:
+    """The face's longest side in a shrunk view of ``size``: log-uniform in
+    ``[size/√2, size·√2]``, the same for a face every time."""
+    rng = np.random.default_rng(zlib.crc32(f"{face_id}:{size}".encode()))
+    return size * 2 ** rng.uniform(-0.5, 0.5)
+
+
+def shrunk(rgb: np.ndarray, box, k: float) -> tuple[np.ndarray, list[float]]:
+    """``(frame, box)``: ``rgb`` shrunk ``k`` times (area resampling) on a canvas of its own
+    size, placed to keep the box's centre where it was as far as it fits, the rest of the
+    canvas its mirror images; ``box`` (xyxy frame pixels) where it lands."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    sw, sh = max(2, round(w * k)), max(2, round(h * k))
+    small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+    kx, ky = sw / w, sh / h
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    ox = int(round(min(max(cx - cx * kx, 0), w - sw)))
+    oy = int(round(min(max(cy - cy * ky, 0), h - sh)))
+    canvas = np.pad(small, ((oy, h - sh - oy), (ox, w - sw - ox), (0, 0)), mode="reflect")
+    return canvas, [box[0] * kx + ox, box[1] * ky + oy, box[2] * kx + ox, box[3] * ky + oy]
 
 
 def _frames(records: list, indices: list[int], warn=None):
@@ -73,7 +112,8 @@ def roi_features(src, model, pre, device: str = "cpu",
                  log: Callable[[str], None] | None = None) -> np.ndarray:
     """``float16 [N, V, C, P, P]`` RoI features of every face of ``src`` (a crop cache, or two
     joined) for :class:`~mbv1.faces.shared.SharedFaceModel` ``model`` with preprocessing
-    ``pre``; axis 1: the :data:`VIEWS`. Cached at ``src.root``.
+    ``pre``; axis 1: the :func:`views` of ``model.config.train_sizes``. Cached at
+    ``src.root``.
 
     Raises:
         MBV1Error: ``src`` has no frames (CelebA's aligned crops), or a frame cannot be read.
@@ -84,7 +124,8 @@ def roi_features(src, model, pre, device: str = "cpu",
                         "crops have none: use model.heads=separate for CelebA")
     c = model.config
     path = Path(src.root) / f"rois-{_key(model, pre)}.npy"
-    shape = (len(records), len(VIEWS), model.roi_channels, c.roi_size, c.roi_size)
+    vs = views(c.train_sizes)
+    shape = (len(records), len(vs), model.roi_channels, c.roi_size, c.roi_size)
     if path.exists():
         arr = np.load(path, mmap_mode="r")
         if arr.shape == shape:
@@ -102,20 +143,16 @@ def roi_features(src, model, pre, device: str = "cpu",
     try:
         done = 0
         for rgb, ids in _frames(records, list(range(len(records)))):
-            h, w = rgb.shape[:2]
-            s = pre.input_size
-            boxes = torch.tensor([records[i].box_xyxy for i in ids], dtype=torch.float32)
-            for v, flip in enumerate(VIEWS):
-                b = boxes.clone()
-                img = rgb
-                if flip:
-                    img = np.ascontiguousarray(rgb[:, ::-1])
-                    b[:, [0, 2]] = w - boxes[:, [2, 0]]
-                sx, sy = pre.frame_scale(h, w)
-                b = (b * torch.tensor([s / sx, s / sy, s / sx, s / sy])).to(dev)
-                x = pre(img, dev).contiguous(memory_format=torch.channels_last)
-                feats = model.rois(model.tap_map(x), [b])
-                out[ids, v] = feats.float().cpu().numpy().astype(np.float16)
+            for v, (flip, size) in enumerate(vs):
+                img = np.ascontiguousarray(rgb[:, ::-1]) if flip else rgb
+                for faces, frame, boxes in _view(img, [records[i] for i in ids], flip, size, pre):
+                    rows = [ids[f] for f in faces]
+                    if frame is None:  # no smaller than the view's size: its own view
+                        out[rows, v] = out[rows, flip]
+                        continue
+                    x = pre(frame, dev).contiguous(memory_format=torch.channels_last)
+                    feats = model.rois(model.tap_map(x), [boxes.to(dev)])
+                    out[rows, v] = feats.float().cpu().numpy()
             done += len(ids)
             if log and done % 200 < len(ids):
                 log(f"faces: RoI features {done}/{len(records)}")
@@ -125,3 +162,32 @@ def roi_features(src, model, pre, device: str = "cpu",
     finally:
         tmp.unlink(missing_ok=True)
     return np.load(path, mmap_mode="r")
+
+
+def _view(rgb: np.ndarray, recs: list, flip: int, size: int | None, pre):
+    """``(faces of recs, frame, their boxes in input pixels [K, 4])`` of one view of a frame
+    (``rgb`` already mirrored when ``flip``): the frame itself for all its faces, or for a
+    shrunk view one frame per face larger than ``size`` and ``(faces, None, None)`` for those
+    no larger (they keep their own view's features)."""
+    h, w = rgb.shape[:2]
+    s = pre.input_size
+    sx, sy = pre.frame_scale(h, w)
+    to_input = torch.tensor([s / sx, s / sy, s / sx, s / sy])
+    boxes = [list(r.box_xyxy) for r in recs]
+    if flip:
+        boxes = [[w - b[2], b[1], w - b[0], b[3]] for b in boxes]
+    own = list(range(len(recs)))
+    if size is not None:
+        own = []
+        for f, (r, b) in enumerate(zip(recs, boxes)):
+            natural = max((b[2] - b[0]) * s / sx, (b[3] - b[1]) * s / sy)
+            side = _side(r.id, size)
+            if natural <= side:
+                own.append(f)
+                continue
+            frame, box = shrunk(rgb, b, side / natural)
+            yield [f], frame, torch.tensor([box], dtype=torch.float32) * to_input
+    if own and size is not None:
+        yield own, None, None
+    elif own:
+        yield own, rgb, torch.tensor([boxes[f] for f in own], dtype=torch.float32) * to_input

@@ -11,19 +11,22 @@ body's later layers (``conv6`` to ``conv13``, started from the detector's weight
 global average pooling and the heads of :class:`mbv1.faces.model.HeadsConfig`. The Faster
 R-CNN box classifier of the TF Object Detection API is built the same way
 (:mod:`mbv1.detection.faster_rcnn`). A face then costs the RoI head (about 98 M mult-adds at
-α=1 from conv5, 78 M from conv11 with conv12-13), not a second backbone. conv5 is the default
-because its finer grid keeps more of a small face: on the embedded held-out faces, three seeds,
-mean AP 53.8% against 49.4% from conv11, whose gender was at chance (docs/faces.md).
+α=1 from conv5, 78 M from conv11 with conv12-13), not a second backbone. conv5 is the default:
+its finer grid keeps more of a small face than conv11 (whose gender was at chance), and conv3
+(stride 4, 118 M a face) trained no better within the seeds' spread while it cost 1.44x
+detection on six faces against conv5's 1.31x (docs/faces.md).
 
 Because the detector is frozen, the RoI features of the training faces never change: they are
-computed once per face (and its mirror image, from the mirrored frame) and cached beside the
-crops (:mod:`mbv1.faces.roi_features`); training runs the RoI head only.
+computed once per face and cached beside the crops (:mod:`mbv1.faces.roi_features`), in several
+views: the face as it is and mirrored, and shrunk in its frame to about 64 and 32 px
+(``shared.train_sizes``), the sizes of faces in a street or a crowd; training runs the RoI head
+only. (The shrunk views: held-out mean AP 53.8% -> 56.5% over three seeds.)
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -50,9 +53,15 @@ class SharedConfig:
         tap: body layer the RoI features are cut from.
         roi_size: RoI-align output side (cells).
         sampling_ratio: bilinear samples per bin side.
+        roi_margin: each box grows by this fraction of its side (half on each side) before
+            RoI-align: context around the face, as a student's crop has (0.25: the box fills
+            the central 80%, the face crops' 128 of 160; measured: no better, docs/faces.md).
         train_layers: how many of the RoI head's body layers train (counted from the last;
             the others keep the detector's weights); 0: the heads alone.
         dropout: before the heads, in training.
+        train_sizes: besides each training face as it is, views of it shrunk to about these
+            sizes (its longest side, pixels of the detector's input; each also mirrored) in
+            the cached RoI features (:mod:`mbv1.faces.roi_features`); ``[]``: its own size.
         conf, iou, max_det: the detector's score threshold, NMS IoU and detections per frame.
         detector: where the detector weights came from (provenance, and the feature cache key).
     """
@@ -60,8 +69,10 @@ class SharedConfig:
     tap: str = "conv5"
     roi_size: int = 14
     sampling_ratio: int = 2
+    roi_margin: float = 0.0
     train_layers: int = 8
     dropout: float = 0.0
+    train_sizes: list[int] = field(default_factory=lambda: [64, 32])
     conf: float = 0.5
     iou: float = 0.5
     max_det: int = 100
@@ -104,6 +115,9 @@ class SharedFaceModel(FaceHeads, nn.Module):
         if not 0 <= config.train_layers <= len(later):
             raise MBV1Error(f"shared.train_layers={config.train_layers}: 0 (the heads alone) to "
                             f"{len(later)} ({', '.join(later)})")
+        if any(not 8 <= s <= 1024 for s in config.train_sizes):
+            raise MBV1Error(f"shared.train_sizes={list(config.train_sizes)}: face sizes in pixels "
+                            "of the detector's input, 8 to 1024 (e.g. [64, 32]), or [] for none")
         self.fixed = list(self.roi_head)[: len(later) - config.train_layers]
         self.roi_head.requires_grad_(True)
         for layer in self.fixed:
@@ -158,6 +172,8 @@ class SharedFaceModel(FaceHeads, nn.Module):
         the time), and no gradient flows here anyway (the detector is frozen, training reads cached
         features)."""
         c = self.config
+        if c.roi_margin:
+            boxes = [_grown(b, c.roi_margin) for b in boxes]
         if fmap.shape[-2] * fmap.shape[-1] <= MATMUL_CROP_MAX_CELLS:
             return roi_crop(fmap, boxes, c.roi_size, 1.0 / self.stride, c.sampling_ratio)
         return roi_align(fmap, boxes, c.roi_size, 1.0 / self.stride, c.sampling_ratio,
@@ -196,6 +212,12 @@ class SharedFaceModel(FaceHeads, nn.Module):
         p = self.config.roi_size
         face = count_costs(RoIHeads(self), p, in_channels=self.roi_channels).mult_adds
         return frame, face
+
+
+def _grown(boxes: torch.Tensor, margin: float) -> torch.Tensor:
+    """xyxy ``boxes`` grown by ``margin`` of their width and height about their centres."""
+    half = (boxes[:, 2:] - boxes[:, :2]) * (margin / 2)
+    return torch.cat([boxes[:, :2] - half, boxes[:, 2:] + half], 1)
 
 
 class RoIHeads(nn.Module):
