@@ -143,9 +143,10 @@ def roi_features(src, model, pre, device: str = "cpu",
     try:
         done = 0
         for rgb, ids in _frames(records, list(range(len(records)))):
+            recs = [records[i] for i in ids]
+            both = (rgb, np.ascontiguousarray(rgb[:, ::-1]))  # as it is, mirrored
             for v, (flip, size) in enumerate(vs):
-                img = np.ascontiguousarray(rgb[:, ::-1]) if flip else rgb
-                for faces, frame, boxes in _view(img, [records[i] for i in ids], flip, size, pre):
+                for faces, frame, boxes in _view(both[flip], recs, flip, size, pre):
                     rows = [ids[f] for f in faces]
                     if frame is None:  # no smaller than the view's size: its own view
                         out[rows, v] = out[rows, flip]
@@ -176,18 +177,17 @@ def _view(rgb: np.ndarray, recs: list, flip: int, size: int | None, pre):
     boxes = [list(r.box_xyxy) for r in recs]
     if flip:
         boxes = [[w - b[2], b[1], w - b[0], b[3]] for b in boxes]
-    own = list(range(len(recs)))
-    if size is not None:
-        own = []
-        for f, (r, b) in enumerate(zip(recs, boxes)):
-            natural = max((b[2] - b[0]) * s / sx, (b[3] - b[1]) * s / sy)
-            side = _side(r.id, size)
-            if natural <= side:
-                own.append(f)
-                continue
-            frame, box = shrunk(rgb, b, side / natural)
-            yield [f], frame, torch.tensor([box], dtype=torch.float32) * to_input
-    if own and size is not None:
+    if size is None:
+        yield list(range(len(recs))), rgb, torch.tensor(boxes, dtype=torch.float32) * to_input
+        return
+    own = []
+    for f, (r, b) in enumerate(zip(recs, boxes)):
+        natural = max((b[2] - b[0]) * s / sx, (b[3] - b[1]) * s / sy)
+        side = _side(r.id, size)
+        if natural <= side:
+            own.append(f)
+            continue
+        frame, box = shrunk(rgb, b, side / natural)
+        yield [f], frame, torch.tensor([box], dtype=torch.float32) * to_input
+    if own:
         yield own, None, None
-    elif own:
-        yield own, rgb, torch.tensor([boxes[f] for f in own], dtype=torch.float32) * to_input
