@@ -170,8 +170,10 @@ def test_shared_model_trains_on_cached_roi_features_and_serves(trained, photo):
     assert m["split"] == "held-out sources cid, dot" and m["faces"] == 10
     feats = list(cache.root.glob("rois-*.npy"))
     arr = np.load(feats[0], mmap_mode="r")
-    # the frame as it is and mirrored, then shrunk to ~64 and ~32 px faces (each mirrored too)
-    assert len(feats) == 1 and arr.shape == (20, 6, 256, 14, 14)
+    # the frame as it is and mirrored, then shrunk to ~64 and ~32 px faces (each mirrored too),
+    # then those six views twice more at jittered boxes
+    assert len(feats) == 1 and arr.shape == (20, 18, 256, 14, 14)
+    assert not np.array_equal(arr[0, 0], arr[0, 6]) and not np.array_equal(arr[0, 6], arr[0, 12])
     assert not np.array_equal(arr[0, 0], arr[0, 2]) and not np.array_equal(arr[0, 2], arr[0, 4])
     best = result.run_dir / "best.pt"
     ck = torch.load(best, weights_only=True)  # plain tensors and values only
@@ -273,3 +275,51 @@ def test_shared_model_refusals(tmp_path):
                       {"data.path": str(cache.root), "run.project": str(tmp_path / "runs")})
     with pytest.raises(MBV1Error, match="degrade"):
         FacesTask(cfg).build_datasets()
+
+
+def test_jittered_boxes_move_and_resize_within_the_amount_the_same_every_time():
+    from mbv1.faces.roi_features import jittered
+
+    boxes = torch.tensor([[100.0, 60.0, 180.0, 160.0], [10.0, 10.0, 20.0, 22.0]])
+    a = jittered(boxes, ["f0", "f1"], 2, 1, 0.1)
+    assert torch.equal(a, jittered(boxes, ["f0", "f1"], 2, 1, 0.1))  # cached views: reproducible
+    assert not torch.equal(a, jittered(boxes, ["f0", "f1"], 2, 2, 0.1))  # another copy
+    assert torch.equal(jittered(boxes, ["f0", "f1"], 2, 1, 0.0), boxes)
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    aw, ah = a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]
+    assert torch.allclose(aw / w, ah / h)  # one size factor: the aspect stays
+    assert ((aw / w - 1).abs() <= 0.1 + 1e-6).all() and not torch.allclose(aw, w)
+    shift = (a[:, :2] + a[:, 2:]) / 2 - (boxes[:, :2] + boxes[:, 2:]) / 2
+    assert (shift[:, 0].abs() <= 0.1 * w + 1e-4).all() and (shift[:, 1].abs() <= 0.1 * h + 1e-4).all()
+
+
+def test_jitter_copies_add_rounds_of_views_cut_at_jittered_boxes(face_model, tmp_path):
+    """shared.jitter_copies=1: the cache holds the views, then the same views again cut from
+    the same maps at jittered boxes; round 0 is the plain cache's."""
+    from mbv1.faces.roi_features import jittered, roi_features
+    from mbv1.faces.shared import SharedConfig, SharedFaceModel
+
+    ref, pre = face_model
+    cache = synthetic_face_cache(tmp_path / "c")
+    plain = SharedFaceModel(ref.heads_config, ref.detector,
+                            SharedConfig(tap="conv11", train_layers=2, train_sizes=[],
+                                         jitter_copies=0))
+    jit = SharedFaceModel(ref.heads_config, ref.detector,
+                          SharedConfig(tap="conv11", train_layers=2, train_sizes=[], jitter_copies=1))
+    a, b = roi_features(cache, plain, pre), roi_features(cache, jit, pre)
+    assert a.shape == (20, 2, 512, 14, 14) and b.shape == (20, 4, 512, 14, 14)
+    np.testing.assert_allclose(np.asarray(b[:, :2], np.float32), np.asarray(a, np.float32), atol=1e-2)
+    assert len(list(cache.root.glob("rois-*.npy"))) == 2  # two keys, two files
+    from mbv1.datasets.images import load_rgb
+
+    r = cache.records[0]
+    rgb = np.asarray(load_rgb(r.file))
+    sx, sy = pre.frame_scale(*rgb.shape[:2])
+    box = torch.tensor([r.box_xyxy]) * torch.tensor([1 / sx, 1 / sy, 1 / sx, 1 / sy]) * pre.input_size
+    x = pre(rgb)
+    with torch.no_grad():
+        want = jit.rois(jit.tap_map(x), [jittered(box, [r.id], 0, 1, 0.1)])
+    np.testing.assert_allclose(np.asarray(b[0, 2], np.float32), want[0].numpy(), atol=2e-2, rtol=2e-2)
+    with pytest.raises(MBV1Error, match="jitter"):
+        SharedFaceModel(ref.heads_config, ref.detector,
+                        SharedConfig(tap="conv11", train_layers=2, box_jitter=0.7))

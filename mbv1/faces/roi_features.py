@@ -7,7 +7,9 @@ cached box, in the :func:`views` of ``shared.train_sizes``: the frame as it is a
 (the flip augmentation, whose teacher targets are cached too), then for each size N the frame
 shrunk so that the face's longest side is about N pixels of the detector's input (log-uniform
 within a factor √2 of N, drawn once per face; the rest of the frame's place filled by its
-mirror images), as it is and mirrored. A face at most that size already keeps its own. The
+mirror images), as it is and mirrored. A face at most that size already keeps its own.
+``shared.jitter_copies`` more copies of every view cut the same map at the box moved and
+resized at random (:func:`jittered`). The
 teacher targets stay those of the full-resolution face: the heads learn the teacher's answer
 from the detector's view of a small face, the size most faces have in a street or a crowd
 (the embedded held-out faces: median 30 px in the 512 px input, the training faces 214 px).
@@ -32,7 +34,7 @@ import torch
 
 from mbv1.errors import MBV1Error
 
-__all__ = ["roi_features", "shrunk", "views"]
+__all__ = ["jittered", "roi_features", "shrunk", "views"]
 
 
 def views(train_sizes) -> list[tuple[int, int | None]]:
@@ -49,6 +51,8 @@ def _key(model, pre) -> str:
         parts.append(list(c.train_sizes))
     if c.roi_margin:
         parts.append({"roi_margin": c.roi_margin})
+    if c.jitter_copies:
+        parts.append({"jitter": [c.jitter_copies, c.box_jitter]})
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -57,6 +61,23 @@ def _side(face_id: str, size: int) -> float:
     ``[size/√2, size·√2]``, the same for a face every time."""
     rng = np.random.default_rng(zlib.crc32(f"{face_id}:{size}".encode()))
     return size * 2 ** rng.uniform(-0.5, 0.5)
+
+
+def jittered(boxes: torch.Tensor, face_ids: list[str], view: int, copy_: int,
+             amount: float) -> torch.Tensor:
+    """``boxes [K, 4]`` (xyxy) each moved by up to ``amount`` of its width / height and resized
+    by a factor in ``[1 - amount, 1 + amount]`` about its centre; the same for a face, view
+    and copy every time."""
+    out = boxes.clone()
+    for k, fid in enumerate(face_ids):
+        rng = np.random.default_rng(zlib.crc32(f"{fid}:{view}:{copy_}".encode()))
+        dx, dy, scale = rng.uniform(-amount, amount, 3)
+        x0, y0, x1, y1 = boxes[k].tolist()
+        w, h = x1 - x0, y1 - y0
+        cx, cy, half_w, half_h = (x0 + x1) / 2 + dx * w, (y0 + y1) / 2 + dy * h, \
+            w * (1 + scale) / 2, h * (1 + scale) / 2
+        out[k] = torch.tensor([cx - half_w, cy - half_h, cx + half_w, cy + half_h])
+    return out
 
 
 def shrunk(rgb: np.ndarray, box, k: float) -> tuple[np.ndarray, list[float]]:
@@ -112,8 +133,8 @@ def roi_features(src, model, pre, device: str = "cpu",
                  log: Callable[[str], None] | None = None) -> np.ndarray:
     """``float16 [N, V, C, P, P]`` RoI features of every face of ``src`` (a crop cache, or two
     joined) for :class:`~mbv1.faces.shared.SharedFaceModel` ``model`` with preprocessing
-    ``pre``; axis 1: the :func:`views` of ``model.config.train_sizes``. Cached at
-    ``src.root``.
+    ``pre``; axis 1: the :func:`views` of ``model.config.train_sizes``, then
+    ``jitter_copies`` more rounds of them at jittered boxes. Cached at ``src.root``.
 
     Raises:
         MBV1Error: ``src`` has no frames (CelebA's aligned crops), or a frame cannot be read.
@@ -125,7 +146,8 @@ def roi_features(src, model, pre, device: str = "cpu",
     c = model.config
     path = Path(src.root) / f"rois-{_key(model, pre)}.npy"
     vs = views(c.train_sizes)
-    shape = (len(records), len(vs), model.roi_channels, c.roi_size, c.roi_size)
+    rounds = 1 + c.jitter_copies
+    shape = (len(records), len(vs) * rounds, model.roi_channels, c.roi_size, c.roi_size)
     if path.exists():
         arr = np.load(path, mmap_mode="r")
         if arr.shape == shape:
@@ -149,11 +171,15 @@ def roi_features(src, model, pre, device: str = "cpu",
                 for faces, frame, boxes in _view(both[flip], recs, flip, size, pre):
                     rows = [ids[f] for f in faces]
                     if frame is None:  # no smaller than the view's size: its own view
-                        out[rows, v] = out[rows, flip]
+                        for r in range(rounds):
+                            out[rows, r * len(vs) + v] = out[rows, r * len(vs) + flip]
                         continue
                     x = pre(frame, dev).contiguous(memory_format=torch.channels_last)
-                    feats = model.rois(model.tap_map(x), [boxes.to(dev)])
-                    out[rows, v] = feats.float().cpu().numpy()
+                    fmap = model.tap_map(x)
+                    for r in range(rounds):
+                        b = boxes if r == 0 else jittered(
+                            boxes, [records[i].id for i in rows], v, r, c.box_jitter)
+                        out[rows, r * len(vs) + v] = model.rois(fmap, [b.to(dev)]).float().cpu().numpy()
             done += len(ids)
             if log and done % 200 < len(ids):
                 log(f"faces: RoI features {done}/{len(records)}")

@@ -19,8 +19,9 @@ detection on six faces against conv5's 1.31x (docs/faces.md).
 Because the detector is frozen, the RoI features of the training faces never change: they are
 computed once per face and cached beside the crops (:mod:`mbv1.faces.roi_features`), in several
 views: the face as it is and mirrored, and shrunk in its frame to about 64 and 32 px
-(``shared.train_sizes``), the sizes of faces in a street or a crowd; training runs the RoI head
-only. (The shrunk views: held-out mean AP 53.8% -> 56.5% over three seeds.)
+(``shared.train_sizes``), the sizes of faces in a street or a crowd, each view also cut at two
+jittered boxes (``shared.jitter_copies``); training runs the RoI head only. (docs/faces.md has
+what each of these measured.)
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ class SharedConfig:
         train_sizes: besides each training face as it is, views of it shrunk to about these
             sizes (its longest side, pixels of the detector's input; each also mirrored) in
             the cached RoI features (:mod:`mbv1.faces.roi_features`); ``[]``: its own size.
+        jitter_copies: besides each of those views, this many with the box moved and resized
+            at random (cut from the same maps: little extra time to cache, that many times the
+            disk); 0: none.
+        box_jitter: their largest shift and size change, fractions of the box's side.
         conf, iou, max_det: the detector's score threshold, NMS IoU and detections per frame.
         detector: where the detector weights came from (provenance, and the feature cache key).
     """
@@ -73,6 +78,8 @@ class SharedConfig:
     train_layers: int = 8
     dropout: float = 0.0
     train_sizes: list[int] = field(default_factory=lambda: [64, 32])
+    jitter_copies: int = 2
+    box_jitter: float = 0.1
     conf: float = 0.5
     iou: float = 0.5
     max_det: int = 100
@@ -118,6 +125,9 @@ class SharedFaceModel(FaceHeads, nn.Module):
         if any(not 8 <= s <= 1024 for s in config.train_sizes):
             raise MBV1Error(f"shared.train_sizes={list(config.train_sizes)}: face sizes in pixels "
                             "of the detector's input, 8 to 1024 (e.g. [64, 32]), or [] for none")
+        if config.jitter_copies < 0 or not 0 <= config.box_jitter < 0.5:
+            raise MBV1Error(f"shared.jitter_copies={config.jitter_copies}, shared.box_jitter="
+                            f"{config.box_jitter}: copies 0 or more, jitter 0 to 0.5 of a side")
         self.fixed = list(self.roi_head)[: len(later) - config.train_layers]
         self.roi_head.requires_grad_(True)
         for layer in self.fixed:
