@@ -68,16 +68,13 @@ def jittered(boxes: torch.Tensor, face_ids: list[str], view: int, copy_: int,
     """``boxes [K, 4]`` (xyxy) each moved by up to ``amount`` of its width / height and resized
     by a factor in ``[1 - amount, 1 + amount]`` about its centre; the same for a face, view
     and copy every time."""
-    out = boxes.clone()
-    for k, fid in enumerate(face_ids):
-        rng = np.random.default_rng(zlib.crc32(f"{fid}:{view}:{copy_}".encode()))
-        dx, dy, scale = rng.uniform(-amount, amount, 3)
-        x0, y0, x1, y1 = boxes[k].tolist()
-        w, h = x1 - x0, y1 - y0
-        cx, cy, half_w, half_h = (x0 + x1) / 2 + dx * w, (y0 + y1) / 2 + dy * h, \
-            w * (1 + scale) / 2, h * (1 + scale) / 2
-        out[k] = torch.tensor([cx - half_w, cy - half_h, cx + half_w, cy + half_h])
-    return out
+    d = torch.tensor(np.stack([
+        np.random.default_rng(zlib.crc32(f"{fid}:{view}:{copy_}".encode())).uniform(-amount, amount, 3)
+        for fid in face_ids]), dtype=boxes.dtype)
+    wh = boxes[:, 2:] - boxes[:, :2]
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2 + d[:, :2] * wh
+    half = wh * (1 + d[:, 2:]) / 2
+    return torch.cat([centre - half, centre + half], 1)
 
 
 def shrunk(rgb: np.ndarray, box, k: float) -> tuple[np.ndarray, list[float]]:
@@ -176,9 +173,9 @@ def roi_features(src, model, pre, device: str = "cpu",
                         continue
                     x = pre(frame, dev).contiguous(memory_format=torch.channels_last)
                     fmap = model.tap_map(x)
+                    face_ids = [records[i].id for i in rows]
                     for r in range(rounds):
-                        b = boxes if r == 0 else jittered(
-                            boxes, [records[i].id for i in rows], v, r, c.box_jitter)
+                        b = boxes if r == 0 else jittered(boxes, face_ids, v, r, c.box_jitter)
                         out[rows, r * len(vs) + v] = model.rois(fmap, [b.to(dev)]).float().cpu().numpy()
             done += len(ids)
             if log and done % 200 < len(ids):
