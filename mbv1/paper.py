@@ -1,4 +1,5 @@
-"""The paper's numbers as data: Howard et al. 2017, arXiv:1704.04861, Tables 2–14.
+"""The paper's numbers as data: Howard et al. 2017, arXiv:1704.04861, Tables 2–14; and, for the
+second body, MobileNetV2's (TF-slim's checkpoint table, Sandler et al. 2018's Table 6).
 
 The single place that ``mbv1 profile``, ``mbv1 eval`` and ``mbv1 report`` read the paper from.
 Units: ``mult_adds`` in millions (M) and ``params`` in millions unless a key says otherwise;
@@ -27,6 +28,7 @@ class Row:
     resolution: int | None = None
     variant: str = "separable"
     extra: dict = field(default_factory=dict)
+    backbone: str = "mobilenet_v1"  # the body of the row (rows_for filters on it)
 
 
 # Table 2: resource per layer type, 1.0 MobileNet-224 (percent of mult-adds, percent of params).
@@ -159,6 +161,62 @@ TABLE14 = [
         extra={"quirk": "table14_duplicate_row"}),
 ]
 
+# MobileNetV2 (Sandler et al. 2018, arXiv:1801.04381), mbv1's second body.
+V2_PAPER = "Sandler et al. 2018, MobileNetV2, arXiv:1801.04381"
+V2_TABLE = "TF-slim V2"
+V2_SOURCE = ("TF-slim's MobileNetV2 checkpoint table, tensorflow/models "
+             "research/slim/nets/mobilenet/README.md")
+# Every row of that table (all 22 checked against the README): (α, resolution, MACs M,
+# params M, top-1 %, top-5 %). Params are conv + FC weights; MACs truncated (QUIRKS).
+V2_SLIM = [
+    (1.4, 224, 582, 6.06, 75.0, 92.5),
+    (1.3, 224, 509, 5.34, 74.4, 92.1),
+    (1.0, 224, 300, 3.47, 71.8, 91.0),
+    (1.0, 192, 221, 3.47, 70.7, 90.1),
+    (1.0, 160, 154, 3.47, 68.8, 89.0),
+    (1.0, 128, 99, 3.47, 65.3, 86.9),
+    (1.0, 96, 56, 3.47, 60.3, 83.2),
+    (0.75, 224, 209, 2.61, 69.8, 89.6),
+    (0.75, 192, 153, 2.61, 68.7, 88.9),
+    (0.75, 160, 107, 2.61, 66.4, 87.3),
+    (0.75, 128, 69, 2.61, 63.2, 85.3),
+    (0.75, 96, 39, 2.61, 58.8, 81.6),
+    (0.5, 224, 97, 1.95, 65.4, 86.4),
+    (0.5, 192, 71, 1.95, 63.9, 85.4),
+    (0.5, 160, 50, 1.95, 61.0, 83.2),
+    (0.5, 128, 32, 1.95, 57.7, 80.8),
+    (0.5, 96, 18, 1.95, 51.2, 75.8),
+    (0.35, 224, 59, 1.66, 60.3, 82.9),
+    (0.35, 192, 43, 1.66, 58.2, 81.2),
+    (0.35, 160, 30, 1.66, 55.7, 79.1),
+    (0.35, 128, 20, 1.66, 50.8, 75.0),
+    (0.35, 96, 11, 1.66, 45.5, 70.4),
+]
+V2_IMAGENET_ROWS = [
+    Row(V2_TABLE, f"mobilenet_v2_{a}_{r}", IMAGENET, top1, madds, params, a, r,
+        extra={"top5": top5, "quirk": "v2_slim_counts"}, backbone="mobilenet_v2")
+    for a, r, madds, params, top1, top5 in V2_SLIM
+]
+RELEASED_IMAGENET_V2 = {
+    # asset mobilenet-v2: mobilenet_v2-b0353104.pth
+    "torchvision mobilenet_v2 IMAGENET1K_V1": 71.878,
+}
+
+# MobileNetV2 paper Table 6: COCO detection at 320x320 (TF OD API), trained on trainval35k,
+# evaluated on test-dev; mult-adds in billions converted to millions. SSD / YOLOv2 from YOLO9000.
+COCO_V2 = "COCO mAP (test-dev, trained on trainval35k)"
+V2_TABLE6_NAME = "MobileNetV2 Table 6"
+V2_TABLE6 = [
+    Row(V2_TABLE6_NAME, "SSD300", COCO_V2, 23.2, 35_200, 36.1),
+    Row(V2_TABLE6_NAME, "SSD512", COCO_V2, 26.8, 99_500, 36.1),
+    Row(V2_TABLE6_NAME, "YOLOv2", COCO_V2, 21.6, 17_500, 50.7),
+    Row(V2_TABLE6_NAME, "MNet V1 + SSDLite", COCO_V2, 22.2, 1_300, 5.1, 1.0, 320,
+        extra={"num_classes": 80, "head": "ssdlite", "cpu_ms": 270, "quirk": "v2_table6_classes"}),
+    Row(V2_TABLE6_NAME, "MNet V2 + SSDLite", COCO_V2, 22.1, 800, 4.3, 1.0, 320,
+        extra={"num_classes": 80, "head": "ssdlite", "cpu_ms": 200, "quirk": "v2_table6_classes"},
+        backbone="mobilenet_v2"),
+]
+
 QUIRKS = {
     "table1_last_stride": "Table 1 prints the last depthwise conv as stride 2 at 7x7; the feature "
                           "map is already 7x7, and TF-slim and timm use stride 1 (so does mbv1).",
@@ -174,18 +232,32 @@ QUIRKS = {
                            "without the 2x2 max-pool. The TF OD API layout (2x2 max-pool, box "
                            "classifier at 4x4) counts 9.5 / 14.8 B; a 4:3 COCO image with "
                            "shorter side 300 (300x400) counts 25.8 B.",
+    "v2_slim_counts": "TF-slim's MobileNetV2 table counts params as conv and FC weights (no "
+                      "BatchNorm, no biases: all trainable params of 1.0-224 are 3.50 M, printed "
+                      "3.47) and truncates MACs to whole millions (1.0-224 counts 300.8 M, "
+                      "printed 300); a 1000- or 1001-way FC gives the same printed figures.",
+    "v2_table6_classes": "MobileNetV2 Table 6's MobileNet + SSDLite params are reproduced with "
+                         "COCO's 80 classes (81 scores per anchor with the background; its "
+                         "Table 5 says 'predictions for 80 classes'), TF \"SAME\" padding, "
+                         "320x320: V2 4.34 M (4.28 M weights only), V1 5.10 M (5.06 M), both "
+                         "within 1%. TF OD API's 90-id label map gives 4.50 / 5.25 M (+4.7% / "
+                         "+2.9%). Mult-adds are printed to 0.1 B: 0.789 B and 1.309 B (80 "
+                         "classes) or 0.804 / 1.322 B (90) all agree at that precision.",
     "coco_split": "The same TF model scores ~21 mAP on COCO2014 minival and ~26 on COCO2017 val: "
                   "always name the split.",
     "lfw_crop": "The face crop policy alone moves LFW accuracy by ~3 points: say how faces were "
                 "aligned beside any verification number.",
 }
 
-ALL_ROWS = IMAGENET_ROWS + IMAGENET_PEERS + TABLE10 + TABLE11_MODELS + TABLE12 + TABLE13 + TABLE14
+ALL_ROWS = (IMAGENET_ROWS + IMAGENET_PEERS + TABLE10 + TABLE11_MODELS + TABLE12 + TABLE13
+            + TABLE14 + V2_IMAGENET_ROWS + V2_TABLE6)
 
 
 def rows_for(metric: str | None = None, alpha: float | None = None,
-             resolution: int | None = None, variant: str = "separable") -> list[Row]:
-    """Rows of a metric (e.g. ``IMAGENET``) matching α, resolution and variant when given."""
+             resolution: int | None = None, variant: str = "separable",
+             backbone: str = "mobilenet_v1") -> list[Row]:
+    """Rows of a metric (e.g. ``IMAGENET``) matching α, resolution and variant when given; rows
+    of a MobileNet setting only for that body (``backbone``)."""
     out = []
     for r in ALL_ROWS:
         if metric is not None and r.metric != metric:
@@ -194,7 +266,7 @@ def rows_for(metric: str | None = None, alpha: float | None = None,
             continue
         if resolution is not None and r.resolution != resolution:
             continue
-        if r.alpha is not None and r.variant != variant:
+        if r.alpha is not None and (r.variant != variant or r.backbone != backbone):
             continue
         out.append(r)
     return out

@@ -14,7 +14,7 @@ import torch
 
 from mbv1.checkpoint import save_checkpoint
 from mbv1.errors import MBV1Error
-from mbv1.export.cached import ExportedModule, FastForward, runtime_for
+from mbv1.runtimes.cached import ExportedModule, FastForward, runtime_for
 from tests.conftest import require_asset
 
 
@@ -78,7 +78,7 @@ def test_a_broken_cached_file_is_exported_anew(digits):
 
 
 def test_a_file_that_disagrees_is_deleted_and_auto_falls_back(tmp_path, monkeypatch):
-    import mbv1.export.cached as C
+    import mbv1.runtimes.cached as C
 
     monkeypatch.setenv("MBV1_EXPORT_CACHE", str(tmp_path))
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten())

@@ -341,7 +341,7 @@ def test_student_heads_projection_and_losses():
 
 
 def test_crop_to_tensor_flip_and_resize():
-    from mbv1.faces.data import crop_to_tensor
+    from mbv1.datasets.images import crop_to_tensor
 
     crop = np.zeros((160, 160, 3), np.uint8)
     crop[:, :80] = 255

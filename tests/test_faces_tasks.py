@@ -195,7 +195,7 @@ def test_any_timm_or_torchvision_model_as_embedding_teacher(cache, tmp_path, kin
     else:
         model.classifier = torch.nn.Identity()
         size, mean, std = 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    from mbv1.faces.data import crop_to_tensor
+    from mbv1.datasets.images import crop_to_tensor
 
     with torch.no_grad():
         ref = torch.nn.functional.normalize(

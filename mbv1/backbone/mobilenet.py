@@ -31,6 +31,7 @@ BODY: tuple[tuple[int, int], ...] = (
 STEM_CHANNELS = 32
 SHALLOW_REMOVED = ("conv7", "conv8", "conv9", "conv10", "conv11")  # Table 5: the 5x 14x14x512 pairs
 VARIANTS = ("separable", "full", "shallow")
+BACKBONES = ("mobilenet_v1", "mobilenet_v2")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class BackboneConfig:
             pair replaced by a full 3x3 conv) or ``shallow`` (Table 5: conv7..conv11 removed).
         padding: ``symmetric`` (PyTorch/timm) or ``same`` (TensorFlow-trained weights).
         bn_eps: BatchNorm epsilon.
+        backbone: which body these settings build (``mobilenet_v1`` or ``mobilenet_v2``,
+            :mod:`mbv1.backbone.bodies`); MobileNetV2 takes the ``separable`` variant only.
     """
 
     alpha: float = 1.0
@@ -51,12 +54,13 @@ class BackboneConfig:
     variant: str = "separable"
     padding: str = "symmetric"
     bn_eps: float = 1e-3
+    backbone: str = "mobilenet_v1"
 
     def __post_init__(self):
         if not 0 < self.alpha <= 4:
             raise ValueError(f"alpha must be in (0, 4], got {self.alpha}")
         for field, allowed in (("activation", ACTIVATIONS), ("variant", VARIANTS),
-                               ("padding", PADDINGS)):
+                               ("padding", PADDINGS), ("backbone", BACKBONES)):
             if getattr(self, field) not in allowed:
                 raise ValueError(f"{field} must be one of {allowed}, got {getattr(self, field)!r}")
 
@@ -85,6 +89,8 @@ class MobileNetV1(nn.Module):
     ``forward(x)`` returns logits ``[N, num_classes]`` (or pooled features ``[N, C]`` when
     ``num_classes == 0``); ``features(x, taps)`` returns ``{name: [N, C, H, W]}``.
     """
+
+    detection_taps: tuple[str, ...] = ("conv11", "conv13")  # SSD's two body maps (TF OD API ssd_mobilenet_v1)
 
     def __init__(
         self,
@@ -192,9 +198,3 @@ def set_bn_momentum(model: nn.Module, momentum: float) -> nn.Module:
             m.momentum = momentum
     return model
 
-
-def build_backbone(config: BackboneConfig | dict, num_classes: int = 0, **kw) -> MobileNetV1:
-    """Build a MobileNetV1 from a :class:`BackboneConfig` (or its dict form)."""
-    if isinstance(config, dict):
-        config = BackboneConfig(**config)
-    return MobileNetV1(num_classes=num_classes, **config.to_dict(), **kw)

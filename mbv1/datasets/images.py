@@ -12,11 +12,15 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from mbv1.errors import MBV1Error
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
                               ".ppm", ".pgm", ".pbm", ".jfif"})
@@ -112,3 +116,21 @@ def image_batches(paths, transform, mean, std, batch_size: int = 32):
             items.append((p, len(tensors), None))
             tensors.append(to_tensor(transform(img), mean, std))
         yield items, (torch.stack(tensors) if tensors else None)
+
+
+def crop_to_tensor(crop: np.ndarray, resolution: int, mean, std, flip: bool = False) -> torch.Tensor:
+    """A canonical crop ``uint8 [S, S, 3]`` → the student's input ``float [3, R, R]``:
+    optional mirror, resize (area when shrinking, bilinear otherwise), ``(x/255 − mean)/std``."""
+    import cv2
+    import torch
+
+    a = np.asarray(crop)
+    if flip:
+        a = a[:, ::-1]
+    if a.shape[0] != resolution or a.shape[1] != resolution:
+        interp = cv2.INTER_AREA if a.shape[0] > resolution else cv2.INTER_LINEAR
+        a = cv2.resize(np.ascontiguousarray(a), (resolution, resolution), interpolation=interp)
+    x = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+    return (x - m) / s

@@ -3,7 +3,8 @@
 Layer ``k`` of ``m`` gets scale ``s_k = min + (max - min)·k/(m-1)`` (0.2 … 0.95) and one box per
 aspect ratio (height ``s/√r``, width ``s·√r``) plus an interpolated box of scale
 ``√(s_k·s_{k+1})`` and ratio 1 (``s_m = 1``), placed right after the ratio-1 box as in the
-2017 ``create_ssd_anchors`` that the paper's models (and the face model) were built with. The lowest layer has only
+2017 ``create_ssd_anchors`` that the paper's models (and the face model) were built with, or
+last (``interpolated_last``: later TF releases, the COCO SSDLite). The lowest layer has only
 ``(0.1, 1), (s_0, 2), (s_0, 1/2)``. Centres are ``((i + 0.5)/H, (j + 0.5)/W)``; anchors are
 ordered by row, column, then box, which is the order the predictions are flattened in.
 """
@@ -25,6 +26,9 @@ class AnchorConfig:
     aspect_ratios: tuple[float, ...] = (1.0, 2.0, 0.5, 3.0, 1.0 / 3.0)
     interpolated_scale_aspect_ratio: float = 1.0
     reduce_boxes_in_lowest_layer: bool = True
+    # False: the interpolated box right after the ratio-1 box (the 2017 release: the paper's
+    # models, the face model); True: appended last (later TF OD API, e.g. ssdlite_mobilenet_v2)
+    interpolated_last: bool = False
 
 
 def box_specs(num_layers: int, cfg: AnchorConfig = AnchorConfig()) -> list[list[tuple[float, float]]]:
@@ -37,12 +41,15 @@ def box_specs(num_layers: int, cfg: AnchorConfig = AnchorConfig()) -> list[list[
             specs.append([(0.1, 1.0), (scale, 2.0), (scale, 0.5)])
             continue
         layer_specs = []
+        extra = (math.sqrt(scale * scale_next), cfg.interpolated_scale_aspect_ratio)
         for r in cfg.aspect_ratios:
             layer_specs.append((scale, r))
             # The 2017 release (the paper's, and the face model's) puts the interpolated box
             # right after the ratio-1 box; later TF versions append it last.
-            if r == 1.0 and cfg.interpolated_scale_aspect_ratio > 0:
-                layer_specs.append((math.sqrt(scale * scale_next), cfg.interpolated_scale_aspect_ratio))
+            if r == 1.0 and cfg.interpolated_scale_aspect_ratio > 0 and not cfg.interpolated_last:
+                layer_specs.append(extra)
+        if cfg.interpolated_last and cfg.interpolated_scale_aspect_ratio > 0:
+            layer_specs.append(extra)
         specs.append(layer_specs)
     return specs
 

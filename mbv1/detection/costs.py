@@ -1,4 +1,5 @@
-"""Table 13's MobileNet rows: params and mult-adds counted from the built SSD and Faster R-CNN."""
+"""Table 13's MobileNet rows (params and mult-adds counted from the built SSD and Faster
+R-CNN) and MobileNetV2 Table 6's MobileNet + SSDLite rows (both bodies, 320x320)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,33 @@ from mbv1.profile_row import ProfileRow
 
 def ssd_costs(num_classes: int = 90, alpha: float = 1.0, resolution: int = 300):
     return count_costs(SSD(SSDConfig(num_classes=num_classes, alpha=alpha)), resolution)
+
+
+def ssdlite_costs(backbone: str, num_classes: int = 80, alpha: float = 1.0,
+                  resolution: int = 320) -> Costs:
+    """SSDLite (separable extras and predictors) on ``backbone``, TF "SAME" padding."""
+    return count_costs(SSD(SSDConfig(num_classes=num_classes, alpha=alpha, backbone=backbone,
+                                     head="ssdlite", padding="same")), resolution)
+
+
+def ssdlite_rows() -> list[ProfileRow]:
+    """MobileNetV2 Table 6's MNet V1 / V2 + SSDLite rows (COCO's 80 classes, 320x320:
+    ``paper.QUIRKS["v2_table6_classes"]``)."""
+    rows = []
+    for r in paper.V2_TABLE6:
+        if r.alpha is None:
+            continue
+        n, size = r.extra["num_classes"], r.resolution
+        c = ssdlite_costs(r.backbone, n, r.alpha, size)
+        name = f"{r.model} (COCO, {n} classes + background, {size}x{size})"
+        note = f"paper.QUIRKS['{r.extra['quirk']}']"
+        # Table 6 prints mult-adds in billions (0.8 B): compare at that precision.
+        rows.append(ProfileRow(r.table, name, "mult-adds", "B", r.mult_adds_m / 1000,
+                               c.mult_adds / 1e9, note))
+        rows.append(ProfileRow(r.table, name, "params", "M", r.params_m, c.params / 1e6,
+                               f"weights only: {c.weights / 1e6:.2f} M",
+                               weights_only=c.weights / 1e6))
+    return rows
 
 
 def faster_rcnn_costs(input_size: int | tuple[int, int] = 300, proposals: int = 300,
@@ -55,4 +83,4 @@ def detection_cost_rows() -> list[ProfileRow]:
                                c.mult_adds / 1e9, note))
         rows.append(ProfileRow(r.table, name, "params", "M", r.params_m,
                                c.params / 1e6, weights_only=c.weights / 1e6))
-    return rows
+    return rows + ssdlite_rows()

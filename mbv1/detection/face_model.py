@@ -98,23 +98,29 @@ def default_checkpoint() -> Path:
 
 def convert_face_api(root: Path, out: Path | None = None) -> Path:
     """Convert the unpacked face-api package's SSD into an mbv1 detection checkpoint."""
+    model, _ = load_face_detector(root)
+    meta = {"labels": FACE_LABELS,
+            "source": "npm @vladmandic/face-api@1.7.15 model/ssd_mobilenetv1_model (TF OD API "
+                      "ssd_mobilenet_v1 trained on WIDER FACE), dequantized from uint8",
+            "postprocess": {"conf": 0.5, "iou": 0.5, "max_det": 100}}
+    return save_converted(model, PREPROCESS, meta, out or default_checkpoint())
+
+
+def save_converted(model: SSD, preprocess: dict, meta: dict, out: Path) -> Path:
+    """Save a converted pretrained SSD as an mbv1 detection checkpoint: its costs at its input
+    size, preprocessing and SSD config in the meta (with ``meta``'s labels, source...)."""
     from mbv1.backbone.costs import count_costs
     from mbv1.checkpoint import save_checkpoint
 
-    model, _ = load_face_detector(root)
-    costs = count_costs(model, INPUT_SIZE)
-    meta = {"num_params": costs.params, "mult_adds": costs.mult_adds, "input_size": INPUT_SIZE,
-            "mean": PREPROCESS["mean"], "std": PREPROCESS["std"], "preprocess": PREPROCESS,
-            "activation": "relu6", "labels": FACE_LABELS, "metrics": {},
-            "source": "npm @vladmandic/face-api@1.7.15 model/ssd_mobilenetv1_model (TF OD API "
-                      "ssd_mobilenet_v1 trained on WIDER FACE), dequantized from uint8",
-            "postprocess": {"conf": 0.5, "iou": 0.5, "max_det": 100},
-            "ssd": model.config.to_dict()}
+    size = preprocess["input_size"]
+    costs = count_costs(model, size)
     c = model.config
-    config = {"model": {"alpha": c.alpha, "activation": c.activation, "padding": c.padding,
-                        "bn_eps": c.bn_eps, "resolution": INPUT_SIZE}}
-    return save_checkpoint(out or default_checkpoint(), task="detection", model=model,
-                           config=config, meta=meta)
+    meta = {"num_params": costs.params, "mult_adds": costs.mult_adds, "input_size": size,
+            "mean": preprocess["mean"], "std": preprocess["std"], "preprocess": preprocess,
+            "activation": c.activation, "metrics": {}, **meta, "ssd": c.to_dict()}
+    config = {"model": {"backbone": c.backbone, "alpha": c.alpha, "activation": c.activation,
+                        "padding": c.padding, "bn_eps": c.bn_eps, "resolution": size}}
+    return save_checkpoint(out, task="detection", model=model, config=config, meta=meta)
 
 
 def load_face_detector(root: Path) -> tuple[SSD, dict[str, np.ndarray]]:

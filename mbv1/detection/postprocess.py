@@ -20,6 +20,7 @@ class PostprocessConfig:
     max_det: int = 100
     classes: tuple[int, ...] | None = None  # keep only these 0-based class indices
     pre_nms_top_k: int = 1000  # candidates per image before NMS (by score)
+    agnostic: bool = False  # one NMS over all classes (TF.js coco-ssd's way) instead of per class
 
 
 def postprocess(box_codes: torch.Tensor, scores: torch.Tensor, anchors: torch.Tensor,
@@ -51,7 +52,8 @@ def postprocess(box_codes: torch.Tensor, scores: torch.Tensor, anchors: torch.Te
         anchor_idx = torch.div(top_idx, num_classes, rounding_mode="floor")
         labels = top_idx % num_classes
         cand = b[anchor_idx]
-        nms_keep = batched_nms(cand, top_scores, labels, cfg.iou)[: cfg.max_det]
+        groups = torch.zeros_like(labels) if cfg.agnostic else labels
+        nms_keep = batched_nms(cand, top_scores, groups, cfg.iou)[: cfg.max_det]
         out.append({"boxes_xyxy": cand[nms_keep].clamp(0.0, 1.0), "scores": top_scores[nms_keep],
                     "labels": labels[nms_keep]})
     return out

@@ -15,26 +15,32 @@ from mbv1.detection.postprocess import PostprocessConfig, postprocess
 from mbv1.detection.preprocess import Preprocess
 from mbv1.detection.ssd import SSD, build_model, upgrade_checkpoint
 from mbv1.errors import MBV1Error
-from mbv1.export.cached import AUTO_ORDER, BACKENDS  # noqa: F401  (re-exported)
+from mbv1.runtimes.cached import AUTO_ORDER, BACKENDS  # noqa: F401  (re-exported)
 
 
 @dataclass
 class Detections:
     """Detections of one frame, in its pixels: ``boxes_xyxy float32 [K, 4]``, ``scores [K]``,
-    ``labels int [K]`` (0-based class index) and ``names`` (label names)."""
+    ``labels int [K]`` (0-based class index), ``names`` (label names) and ``category_ids``
+    (the dataset's category id of each box: COCO's 1..90 for the COCO model)."""
 
     boxes_xyxy: np.ndarray
     scores: np.ndarray
     labels: np.ndarray
     names: list[str]
+    category_ids: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.scores)
 
+    def categories(self) -> list[int]:
+        return self.category_ids if self.category_ids is not None else [int(c) + 1 for c in self.labels]
+
     def to_list(self) -> list[dict]:
         return [{"box_xyxy": [round(float(v), 2) for v in b], "score": round(float(s), 5),
-                 "label": int(c), "name": n}
-                for b, s, c, n in zip(self.boxes_xyxy, self.scores, self.labels, self.names)]
+                 "label": int(c), "category_id": int(k), "name": n}
+                for b, s, c, k, n in zip(self.boxes_xyxy, self.scores, self.labels,
+                                         self.categories(), self.names)]
 
 
 @dataclass
@@ -47,6 +53,26 @@ class Timings:
 
     def per_frame(self) -> dict[str, float]:
         return {k: v / max(self.frames, 1) for k, v in self.ms.items()}
+
+
+def label_space(meta: dict, num_classes: int) -> tuple[list[str], list[int]]:
+    """``(label names, dataset category id of each class)`` of a detection checkpoint's meta:
+    COCO's ids 1..90 for the COCO model, the training file's ids for a trained one (gaps kept),
+    ``index + 1`` when the meta has none."""
+    labels = list(meta.get("labels") or [str(i) for i in range(num_classes)])
+    ids = [int(c) for c in meta.get("category_ids") or range(1, len(labels) + 1)]
+    if len(ids) != len(labels):
+        raise MBV1Error(f"the checkpoint has {len(labels)} labels but {len(ids)} category ids")
+    return labels, ids
+
+
+def check_classes(post: PostprocessConfig, labels: list[str]) -> None:
+    """A class filter names classes of this model (0-based indices)."""
+    if post.classes is not None:
+        bad = [c for c in post.classes if not 0 <= c < len(labels)]
+        if bad:
+            raise MBV1Error(f"--classes {bad} out of range: this model has classes 0..{len(labels) - 1} "
+                            f"({', '.join(labels[:10])})")
 
 
 def load_ssd(checkpoint: str | Path) -> tuple[SSD, dict]:
@@ -78,21 +104,17 @@ class Detector:
             raise MBV1Error("--device cuda asked for, but PyTorch sees no CUDA GPU here: use --device cpu")
         model, self.meta = load_ssd(checkpoint)
         self.checkpoint = Path(checkpoint)
-        self.labels = list(self.meta.get("labels") or [str(i) for i in range(model.config.num_classes)])
+        self.labels, self.category_ids = label_space(self.meta, model.config.num_classes)
         self.pre = Preprocess.from_meta(self.meta, resolution)
         self.post = post or PostprocessConfig()
-        if self.post.classes is not None:
-            bad = [c for c in self.post.classes if not 0 <= c < len(self.labels)]
-            if bad:
-                raise MBV1Error(f"--classes {bad} out of range: this model has classes 0..{len(self.labels) - 1} "
-                                f"({', '.join(self.labels[:10])})")
+        check_classes(self.post, self.labels)
         from mbv1.backbone import fuse_bn
 
         # channels_last: 1.3x faster eager inference on CPU (benchmarks/detect_video.py).
         self.model = fuse_bn(model).to(self.device, memory_format=torch.channels_last)
         s = self.pre.input_size
         self.anchors = self.model.anchors_for(s, s, self.device)
-        from mbv1.export.cached import file_key, runtime_for
+        from mbv1.runtimes.cached import file_key, runtime_for
 
         self._exported = runtime_for(self.model, (3, s, s), ["box_codes", "class_logits"],
                                      self.checkpoint.stem, file_key(self.checkpoint), backend,
@@ -138,7 +160,7 @@ class Detector:
         boxes = torch.minimum(det["boxes_xyxy"] * scale, limit).cpu().numpy()
         labels = det["labels"].cpu().numpy()
         out = Detections(boxes.astype(np.float32), det["scores"].cpu().numpy(), labels,
-                         [self.labels[i] for i in labels])
+                         [self.labels[i] for i in labels], [self.category_ids[i] for i in labels])
         t3 = time.perf_counter()
         self.timings.frames += 1
         for k, dt in (("inference", t2 - t1), ("postprocess", t3 - t2)):

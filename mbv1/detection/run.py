@@ -48,10 +48,19 @@ def _annotate(frame, result: Detections):
     return draw_boxes(frame.rgb, result.boxes_xyxy, captions, list(result.labels))
 
 
+def image_id(frame) -> int:
+    """COCO's image id of a file named by it (``000000397133.jpg`` → 397133, as COCO's own
+    files are), so that pycocotools scores ``predictions.json`` against the annotations as it
+    is; otherwise the image's index in the run."""
+    stem = Path(str(frame.path)).stem if frame.path is not None else ""
+    return int(stem) if stem.isdigit() else frame.index
+
+
 def _coco(frame, result: Detections) -> list[dict]:
-    """COCO results of one image: category_id is the 1-based class, bbox [x, y, w, h]."""
-    return [{"image_id": frame.index, "file_name": str(frame.path), "category_id": int(c) + 1,
+    """COCO results of one image: :func:`image_id`, the model's category ids (COCO's 1..90 for
+    the COCO model, the training set's for a trained one), bbox [x, y, w, h] pixels."""
+    return [{"image_id": image_id(frame), "file_name": str(frame.path), "category_id": int(c),
              "bbox": [round(float(x0), 2), round(float(y0), 2), round(float(x1 - x0), 2),
                       round(float(y1 - y0), 2)],
              "score": round(float(s), 5)}
-            for (x0, y0, x1, y1), s, c in zip(result.boxes_xyxy, result.scores, result.labels)]
+            for (x0, y0, x1, y1), s, c in zip(result.boxes_xyxy, result.scores, result.categories())]

@@ -1,10 +1,17 @@
-"""SSD with a MobileNetV1 body, TF Object Detection API ``ssd_mobilenet_v1`` layout.
+"""SSD on a MobileNet body, TF Object Detection API layout (``ssd_mobilenet_v1``,
+``ssdlite_mobilenet_v2`` and their crossings).
 
-Feature maps: the body's ``conv11`` and ``conv13`` taps, then four extra layers, each a 1x1
-conv to ``d/2`` channels and a 3x3 stride-2 conv to ``d`` (``d`` = 512, 256, 256, 128 at α=1;
-TF's ``max(int(d·α), 16)``). One box predictor per map: 1x1 convs giving 4 box codes and
+Feature maps: two body taps (the body's ``detection_taps``: MobileNetV1 ``conv11`` and
+``conv13``; MobileNetV2 ``block13.expand`` and ``conv_head``), then four extra layers, each a
+1x1 conv to ``d/2`` channels and a 3x3 stride-2 conv to ``d`` (``d`` = 512, 256, 256, 128 at α=1;
+TF's ``max(int(d·α), 16)``). One box predictor per map giving 4 box codes and
 ``num_classes + 1`` logits (0 = background) per anchor. At 300x300 the maps are 19, 10, 5, 3,
 2, 1 (1917 anchors); at 512x512 32, 16, 8, 4, 2, 1 (5118).
+
+``head="conv"`` (SSD): the extras' 3x3 convs are full convs and each predictor is a 1x1 conv.
+``head="ssdlite"`` (SSDLite, Sandler et al. 2018, section 6.2): the extras' 3x3 convs are
+depthwise separable, and each predictor is a 3x3 depthwise conv + BatchNorm + ReLU6 followed by
+the 1x1 conv (one such pair for the boxes, one for the classes).
 """
 
 from __future__ import annotations
@@ -14,11 +21,12 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from mbv1.backbone import MobileNetV1
-from mbv1.backbone.layers import ConvBNAct
+from mbv1.backbone.bodies import BODIES, build_body
+from mbv1.backbone.layers import ConvBNAct, DepthwiseSeparable
 from mbv1.detection.anchors import AnchorConfig, generate_anchors, num_anchors_per_location
 
 SCORINGS = ("sigmoid", "softmax")
+HEADS = ("conv", "ssdlite")
 
 
 @dataclass
@@ -30,9 +38,12 @@ class SSDConfig:
         alpha: width multiplier of the body and the extra layers.
         extra_depths: output channels of the four extra layers at α=1.
         min_depth: TF's floor on scaled extra-layer depths.
-        taps: body layers feeding the first two predictors.
+        taps: body layers feeding the first two predictors (empty: the body's own
+            ``detection_taps``, TF OD API's choice for it).
         scoring: ``sigmoid`` (TF OD API ssd_mobilenet_v1) or ``softmax`` (original SSD).
         padding: ``same`` (TF-trained weights) or ``symmetric``.
+        backbone: the body, ``mobilenet_v1`` or ``mobilenet_v2`` (:mod:`mbv1.backbone.bodies`).
+        head: ``conv`` (SSD) or ``ssdlite`` (separable extras and predictors).
     """
 
     num_classes: int = 90
@@ -42,18 +53,24 @@ class SSDConfig:
     bn_eps: float = 1e-3
     extra_depths: tuple[int, ...] = (512, 256, 256, 128)
     min_depth: int = 16
-    taps: tuple[str, ...] = ("conv11", "conv13")
+    taps: tuple[str, ...] = ()
     scoring: str = "sigmoid"
     anchors: AnchorConfig = field(default_factory=AnchorConfig)
+    backbone: str = "mobilenet_v1"
+    head: str = "conv"
 
     def __post_init__(self):
         if self.scoring not in SCORINGS:
             raise ValueError(f"scoring must be one of {SCORINGS}, got {self.scoring!r}")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.backbone not in BODIES:
+            raise ValueError(f"backbone must be one of {tuple(BODIES)}, got {self.backbone!r}")
         if isinstance(self.anchors, dict):
             self.anchors = AnchorConfig(**{k: tuple(v) if isinstance(v, list) else v
                                            for k, v in self.anchors.items()})
         self.extra_depths = tuple(self.extra_depths)
-        self.taps = tuple(self.taps)
+        self.taps = tuple(self.taps) or BODIES[self.backbone].detection_taps
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -64,7 +81,7 @@ class SSDConfig:
 
 
 class SSD(nn.Module):
-    """SSD-MobileNetV1. ``forward(x [N,3,H,W])`` returns raw tensors in train and eval alike:
+    """SSD or SSDLite on a MobileNet body. ``forward(x [N,3,H,W])`` returns raw tensors in train and eval alike:
     ``box_codes [N, A, 4]`` (ty, tx, th, tw) and ``class_logits [N, A, num_classes + 1]``.
     ``anchors_for(x)`` gives the matching ``[A, 4]`` anchors (cy, cx, h, w), normalised."""
 
@@ -73,9 +90,14 @@ class SSD(nn.Module):
         config = config or SSDConfig(**kw)
         self.config = config
         bkw = dict(activation=config.activation, padding=config.padding, bn_eps=config.bn_eps)
-        self.backbone = MobileNetV1(config.alpha, num_classes=0, **bkw)
+        self.backbone = build_body(config.backbone, alpha=config.alpha, num_classes=0, **bkw)
         channels = {f.name: f.channels for f in self.backbone.feature_info}
+        unknown = [t for t in config.taps if t not in channels]
+        if unknown:
+            raise ValueError(f"taps {unknown} are not layers of {config.backbone}; "
+                             f"choose from {', '.join(channels)}")
         in_channels = [channels[t] for t in config.taps]
+        lite = config.head == "ssdlite"
 
         def depth(d: float) -> int:
             return max(int(d * config.alpha), config.min_depth)
@@ -83,20 +105,26 @@ class SSD(nn.Module):
         self.extras = nn.ModuleList()
         prev = in_channels[-1]
         for d in config.extra_depths:
-            self.extras.append(nn.Sequential(
-                ConvBNAct(prev, depth(d / 2), 1, **bkw),
-                ConvBNAct(depth(d / 2), depth(d), 3, 2, **bkw)))
+            down = DepthwiseSeparable(depth(d / 2), depth(d), 2, **bkw) if lite \
+                else ConvBNAct(depth(d / 2), depth(d), 3, 2, **bkw)
+            self.extras.append(nn.Sequential(ConvBNAct(prev, depth(d / 2), 1, **bkw), down))
             prev = depth(d)
             in_channels.append(prev)
         n_maps = len(in_channels)
         self.num_anchors = num_anchors_per_location(n_maps, config.anchors)
         k = config.num_classes + 1
-        self.box_heads = nn.ModuleList(nn.Conv2d(c, a * 4, 1) for c, a in zip(in_channels, self.num_anchors))
-        self.class_heads = nn.ModuleList(nn.Conv2d(c, a * k, 1) for c, a in zip(in_channels, self.num_anchors))
-        for head in (*self.box_heads, *self.class_heads):
-            head.cost_type = "pointwise"
-            nn.init.normal_(head.weight, std=0.03)
-            nn.init.zeros_(head.bias)
+
+        def predictor(c: int, out: int) -> nn.Module:
+            conv = nn.Conv2d(c, out, 1)
+            conv.cost_type = "pointwise"
+            nn.init.normal_(conv.weight, std=0.03)
+            nn.init.zeros_(conv.bias)
+            if not lite:
+                return conv
+            return nn.Sequential(ConvBNAct(c, c, 3, 1, groups=c, cost_type="depthwise", **bkw), conv)
+
+        self.box_heads = nn.ModuleList(predictor(c, a * 4) for c, a in zip(in_channels, self.num_anchors))
+        self.class_heads = nn.ModuleList(predictor(c, a * k) for c, a in zip(in_channels, self.num_anchors))
         self._anchor_cache: dict = {}
 
     def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -126,6 +154,42 @@ class SSD(nn.Module):
             codes.append(box_head(fmap).permute(0, 2, 3, 1).reshape(n, -1, 4))
             logits.append(class_head(fmap).permute(0, 2, 3, 1).reshape(n, -1, k))
         return torch.cat(codes, 1), torch.cat(logits, 1)
+
+    @torch.no_grad()
+    def load_class_rows(self, state: dict, source_labels: list[str], labels: list[str]) -> list[str]:
+        """From another detector's ``state`` (its class predictors of another label set), copy
+        the logit rows of the background and of every class whose name this model shares
+        (case-insensitive; this model's ``labels``), where the predictors have the same anchors
+        per cell. Returns the
+        lines to print."""
+        names = [str(n).lower() for n in labels]
+        source = {str(n).lower(): i for i, n in enumerate(source_labels)}
+        pairs = [(0, 0)] + [(j + 1, source[n] + 1) for j, n in enumerate(names) if n in source]
+        if len(pairs) == 1:
+            return []
+        k, copied = self.config.num_classes + 1, 0
+        for p, head in enumerate(self.class_heads):
+            conv = head if isinstance(head, nn.Conv2d) else head[-1]
+            prefix = f"class_heads.{p}" + ("" if isinstance(head, nn.Conv2d) else f".{len(head) - 1}")
+            w, b = state.get(f"{prefix}.weight"), state.get(f"{prefix}.bias")
+            a = self.num_anchors[p]
+            if w is None or b is None or w.shape[1:] != conv.weight.shape[1:] or w.shape[0] % a:
+                continue
+            ks = w.shape[0] // a
+            if ks == k or max(s for _, s in pairs) >= ks:
+                continue  # same label count (loaded as it is) or another label space
+            dst_w, dst_b = conv.weight.view(a, k, *conv.weight.shape[1:]), conv.bias.view(a, k)
+            src_w, src_b = w.view(a, ks, *w.shape[1:]), b.view(a, ks)
+            for d, s in pairs:
+                dst_w[:, d].copy_(src_w[:, s])
+                dst_b[:, d].copy_(src_b[:, s])
+            copied += 1
+        if not copied:
+            return []
+        kept = [n for n in names if n in source]
+        return [f"init: class predictor rows of background + {len(kept)} shared class(es) "
+                f"({', '.join(kept[:8])}{'…' if len(kept) > 8 else ''}) taken from the init model "
+                f"in {copied}/{len(self.class_heads)} predictors"]
 
     def feature_sizes(self, height: int, width: int) -> list[tuple[int, int]]:
         """Feature-map sizes for an input size, without running the model."""

@@ -15,7 +15,7 @@ import torch
 from mbv1.checkpoint import load_checkpoint, load_model
 from mbv1.detection.faster_rcnn import build_model, is_faster_rcnn
 from mbv1.detection.postprocess import PostprocessConfig
-from mbv1.detection.predictor import Detections, Timings
+from mbv1.detection.predictor import Detections, Timings, check_classes, label_space
 from mbv1.detection.preprocess import Preprocess
 from mbv1.errors import MBV1Error
 
@@ -52,15 +52,10 @@ class TwoStageDetector:
         loaded = load_model(checkpoint, "detection", build_model)
         self.meta, self.checkpoint = loaded.meta, Path(checkpoint)
         model = loaded.model
-        self.labels = list(self.meta.get("labels")
-                           or [str(i) for i in range(model.config.num_classes)])
+        self.labels, self.category_ids = label_space(self.meta, model.config.num_classes)
         self.pre = Preprocess.from_meta(self.meta, resolution)
         self.post = post or PostprocessConfig()
-        if self.post.classes is not None:
-            bad = [c for c in self.post.classes if not 0 <= c < len(self.labels)]
-            if bad:
-                raise MBV1Error(f"--classes {bad} out of range: this model has classes "
-                                f"0..{len(self.labels) - 1} ({', '.join(self.labels[:10])})")
+        check_classes(self.post, self.labels)
         from mbv1.backbone import fuse_bn
 
         self.model = fuse_bn(model).to(self.device)
@@ -101,7 +96,7 @@ class TwoStageDetector:
         boxes = torch.minimum(det["boxes_xyxy"] * scale, limit).cpu().numpy()
         labels = det["labels"].cpu().numpy()
         result = Detections(boxes.astype(np.float32), det["scores"].cpu().numpy(), labels,
-                            [self.labels[i] for i in labels])
+                            [self.labels[i] for i in labels], [self.category_ids[i] for i in labels])
         t3 = time.perf_counter()
         self.timings.frames += 1
         for k, dt in (("inference", t2 - t1), ("postprocess", t3 - t2)):

@@ -77,8 +77,10 @@ class TrainConfig:
 
 @dataclass
 class ModelConfig:
-    """The MobileNetV1 body and how it is initialised (section ``model``)."""
+    """The body (MobileNetV1, or MobileNetV2 as the second) and how it is initialised (section
+    ``model``)."""
 
+    backbone: str = choice("mobilenet_v1", "mobilenet_v1", "mobilenet_v2")
     alpha: float = 1.0
     resolution: int = 224
     variant: str = choice("separable", "separable", "full", "shallow")
@@ -88,7 +90,7 @@ class ModelConfig:
     bn_momentum: float = 0.1  # PyTorch convention: 1 - TF decay (TF-slim 0.9997 -> 0.0003)
     dropout: float = 0.001  # before the classifier (TF-slim keeps 0.999)
     init: str | None = None  # weights to start from: an mbv1 checkpoint or run folder, or peers'
-    init_format: str = choice("auto", "auto", "mbv1", "timm", "tf-slim", "keras")
+    init_format: str = choice("auto", "auto", "mbv1", "timm", "tf-slim", "keras", "torchvision")
     freeze: str | None = None  # freeze the body up to this layer, e.g. conv11 (frozen_stages)
     norm_eval: bool = False  # BatchNorm statistics frozen in the whole body (norm_eval)
 

@@ -1,15 +1,16 @@
 """Fine-tuning: start from other weights, freeze the lower body, freeze BatchNorm statistics.
 
 ``model.init`` names an mbv1 checkpoint (file or run folder, any task: the body is what
-transfers), a peer's MobileNetV1 weights (timm, TF-slim, Keras; converted through
-:mod:`mbv1.backbone.peers`), or ``face-ssd``: the α=1 body of the pulled face detector
-(face-api's SSD, trained on WIDER FACE), the one real pretrained MobileNetV1 that ships here.
-Body weights must fit (a different α is an error); head weights that do not fit the new label
-set are skipped and listed, as timm does.
+transfers), a peer's MobileNetV1 weights (timm, TF-slim, Keras) or MobileNetV2 weights
+(torchvision; converted through :mod:`mbv1.backbone.peers`), or ``face-ssd``: the α=1 body of
+the pulled face detector (face-api's SSD, trained on WIDER FACE). Body weights must fit (another
+body or a different α is an error); head weights that do not fit the new label set are skipped
+and listed, as timm does.
 
-``model.freeze = conv11`` freezes conv0..conv11 (mmdetection's ``frozen_stages``), their
-BatchNorm included; ``model.norm_eval`` keeps every BatchNorm of the body in eval mode
-(statistics frozen, affine parameters still trained unless frozen).
+``model.freeze = conv11`` freezes conv0..conv11 (MobileNetV2: ``block10`` freezes
+conv_stem..block10), mmdetection's ``frozen_stages``, their BatchNorm included;
+``model.norm_eval`` keeps every BatchNorm of the body in eval mode (statistics frozen, affine
+parameters still trained unless frozen).
 """
 
 from __future__ import annotations
@@ -20,26 +21,29 @@ import re
 import torch
 from torch import nn
 
-from mbv1.backbone.mobilenet import MobileNetV1
+from mbv1.backbone.bodies import BODY_TYPES, body_name
 from mbv1.backbone.pretrained import (
+    BODY_LABELS,
     NAMED_ALPHA,
     InitWeights,
-    body_prefix,
+    body_of,
     init_alpha,
     read_init,
 )
 from mbv1.errors import MBV1Error
 
-_BODY = re.compile(r"^conv\d+\.")
+# A body layer's keys: MobileNetV1's conv0..conv13, MobileNetV2's conv_stem, blockN, conv_head.
+_BODY = re.compile(r"^(conv\d+|conv_stem|block\d+|conv_head)\.")
 
 
-def find_body(model: nn.Module) -> tuple[str, MobileNetV1]:
-    """The MobileNetV1 inside ``model`` and its name prefix (``""`` or ``"backbone."``)."""
+def find_body(model: nn.Module) -> tuple[str, nn.Module]:
+    """The body (MobileNetV1 or MobileNetV2) inside ``model`` and its name prefix (``""`` or
+    ``"backbone."``)."""
     for name, m in model.named_modules():
-        if isinstance(m, MobileNetV1):
+        if isinstance(m, BODY_TYPES):
             return (name + "." if name else ""), m
-    raise MBV1Error(f"{type(model).__name__} holds no MobileNetV1 body: fine-tuning options "
-                    "(model.init, model.freeze, model.norm_eval) need one")
+    raise MBV1Error(f"{type(model).__name__} holds no MobileNetV1 / MobileNetV2 body: "
+                    "fine-tuning options (model.init, model.freeze, model.norm_eval) need one")
 
 
 def drop_default_init(cfg) -> str | None:
@@ -73,10 +77,16 @@ def load_init(model: nn.Module, init: InitWeights) -> list[str]:
         MBV1Error: no body weights found, or body weights of another shape (α, variant).
     """
     own = model.state_dict()
-    target_prefix, _ = find_body(model)
-    source_prefix = body_prefix(init.state)
-    if source_prefix is None:
-        raise MBV1Error(f"{init.source} has no MobileNetV1 body weights (no conv0.conv.weight)")
+    target_prefix, target = find_body(model)
+    found = body_of(init.state)
+    if found is None:
+        raise MBV1Error(f"{init.source} has no MobileNetV1 / MobileNetV2 body weights (no "
+                        "conv0.conv.weight / conv_stem.conv.weight)")
+    source_prefix, source_body = found
+    if source_body != body_name(target):
+        raise MBV1Error(f"{init.source} holds a {BODY_LABELS[source_body]} body and this model "
+                        f"is a {BODY_LABELS[body_name(target)]}: set model.backbone={source_body}"
+                        " (or a model.init of the same body)")
     mapped: dict[str, torch.Tensor] = {}
     for k, v in init.state.items():
         rel = k[len(source_prefix):] if k.startswith(source_prefix) else None
@@ -113,12 +123,13 @@ def load_init(model: nn.Module, init: InitWeights) -> list[str]:
 
 
 def freeze(model: nn.Module, upto: str | None) -> list[nn.Module]:
-    """Freeze the body's layers up to and including ``upto`` (``conv0``..``conv13``); returns
-    the frozen modules (kept in eval mode by :func:`train_mode`)."""
+    """Freeze the body's layers up to and including ``upto`` (``conv0``..``conv13``;
+    MobileNetV2 ``conv_stem``, ``block0``..``block16``, ``conv_head``) in the body's own order;
+    returns the frozen modules (kept in eval mode by :func:`train_mode`)."""
     if not upto:
         return []
     _, body = find_body(model)
-    names = body.tap_names
+    names = [name for name, _ in body.blocks()]
     if upto not in names:
         hint = difflib.get_close_matches(upto, names, n=1)
         raise MBV1Error(f"model.freeze={upto!r} is not a layer of this body"

@@ -154,6 +154,12 @@ class Task:
         """The model (MobileNetV1 body + this task's head) for ``info`` (e.g. its labels)."""
         raise NotImplementedError
 
+    def after_init(self, model: nn.Module, init) -> list[str]:
+        """What the task carries over from ``model.init`` (an
+        :class:`~mbv1.backbone.pretrained.InitWeights`) beyond the tensors of matching shape,
+        after they are loaded; returns lines to print (default: nothing)."""
+        return []
+
     def build_teacher(self) -> nn.Module | None:
         """A frozen teacher for distillation tasks (``None``: no teacher). The engine wraps it
         in :class:`FrozenTeacher`, moves it to the device and keeps it outside DDP."""

@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from mbv1 import seeding
-from mbv1.backbone.pretrained import InitWeights, read_init
+from mbv1.backbone.pretrained import BODY_LABELS, InitWeights, read_init
 from mbv1.checkpoint import load_model_state, save_checkpoint
 from mbv1.engine import distributed as D
 from mbv1.engine import finetune, runs
@@ -137,6 +137,8 @@ class Trainer:
                 self._adopt(init)
         self.task = self.task_cls(cfg, env.device)
         self.task.run_dir = self.run_dir
+        for setting in getattr(self.task, "adopted", ()) if self.ckpt is None else ():
+            self.progress.log(f"init: {setting} (the init model's architecture)")
         self.task.resume_meta = self.ckpt["meta"] if self.ckpt is not None else None
         data = self.task.build_datasets()
         info = self.task.meta(data)
@@ -145,7 +147,8 @@ class Trainer:
             self.progress.log(f"init: model.init={cfg.model.init} not loaded: this model brings "
                               "its own pretrained body")
             init = None
-        for line in finetune.load_init(model, init) if init else []:
+        for line in [*finetune.load_init(model, init), *self.task.after_init(model, init)] \
+                if init else []:
             self.progress.log(line)
         self.frozen = finetune.freeze(model, cfg.model.freeze)
         if t.sync_bn and env.distributed:
@@ -179,7 +182,7 @@ class Trainer:
         """Init weights bring their numerics (padding, BN eps...) and preprocessing, except
         where the recipe or command line chose otherwise."""
         cfg = self.cfg
-        pairs = [(f"model.{k}", v) for k, v in init.backbone.items()]
+        pairs = [("model.backbone", init.body)] + [(f"model.{k}", v) for k, v in init.backbone.items()]
         pairs += [("data.mean", init.mean), ("data.std", init.std)]
         for key, value in pairs:
             current = cfg.get(key)
@@ -402,7 +405,8 @@ class Trainer:
         where = f"{env.device}" + (f" x {env.world_size} processes" if env.distributed else "")
         self.progress.log(
             f"mbv1 train {self.task_cls.name}: {len(d.train):,} train images, {val}; "
-            f"MobileNetV1 α={self.cfg.model.alpha} at {self.cfg.model.resolution} px: "
+            f"{BODY_LABELS.get(self.cfg.model.backbone, self.cfg.model.backbone)} "
+            f"α={self.cfg.model.alpha} at {self.cfg.model.resolution} px: "
             f"{m['num_params'] / 1e6:.3f} M params, {m['mult_adds'] / 1e6:.1f} M mult-adds; "
             f"{self.sampler.steps} steps/epoch of {self.cfg.train.batch_size} on {where}; "
             f"run {self.run_dir}")

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from mbv1.errors import MBV1Error
-from mbv1.export.onnx_file import export_onnx, openvino_from_onnx
 from mbv1.export.spec import ExportSpec, export_spec
+from mbv1.runtimes.onnx_file import export_onnx, openvino_from_onnx
 
 __all__ = ["FORMATS", "ExportResult", "export", "export_onnx"]
 
@@ -91,13 +91,13 @@ def _write(spec: ExportSpec, fmt: str, out_dir: Path, stem: str, frames
            ) -> tuple[Path, list[Path]]:
     """The file of ``fmt`` (and the files it consists of)."""
     if fmt == "tflite":
-        from mbv1.export.tflite_file import export_tflite
+        from mbv1.runtimes.tflite_file import export_tflite
 
         path = export_tflite(spec.module, spec.input_size, out_dir / f"{stem}.tflite")
         return path, [path]
     onnx_path = export_onnx(spec.module, spec.input_size, spec.outputs, out_dir / f"{stem}.onnx")
     if fmt == "int8":
-        from mbv1.export.quantize import quantize_int8
+        from mbv1.runtimes.quantize import quantize_int8
 
         path = quantize_int8(onnx_path, out_dir / f"{stem}.int8.onnx",
                              _inputs(spec, frames.calibration, limit=128))
@@ -125,7 +125,7 @@ def check(spec: ExportSpec, path: Path, frames, threads: int | None = None
           ) -> tuple[dict, list[str]]:
     """Run ``path`` with its runtime and the PyTorch module on the inputs of ``frames``:
     ``({"max_abs_diff", "inputs", "agreement", "agreed", "total", ...}, report lines)``."""
-    from mbv1.export.runtimes import runner_for
+    from mbv1.runtimes.runners import runner_for
 
     run = runner_for(path, threads)
     diff, agreed, total, inputs = 0.0, 0, 0, 0

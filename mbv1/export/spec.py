@@ -129,7 +129,7 @@ def _classifier(checkpoint, task, resolution) -> ExportSpec:
 
 
 def _face_student(checkpoint, resolution) -> ExportSpec:
-    from mbv1.faces.data import crop_to_tensor
+    from mbv1.datasets.images import crop_to_tensor
     from mbv1.faces.student import FaceModel
 
     fm = FaceModel(checkpoint)
@@ -154,7 +154,7 @@ def _face_student(checkpoint, resolution) -> ExportSpec:
                               "crop": fm.crop},
                "outputs": {"gender": list(GENDERS), "expression": list(EXPRESSIONS),
                            "age": "years", "embedding": "L2-normalised"}}
-    from mbv1.export.cached import TupleOutputs
+    from mbv1.runtimes.cached import TupleOutputs
 
     module = TupleOutputs(fm.model.eval(), keys, "forward_heads_only")
     return ExportSpec(fm.task, "faces", module, size, keys, sidecar, inputs)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mbv1.datasets.images import crop_to_tensor
 from mbv1.errors import MBV1Error
 
 __all__ = ["CelebAFaces", "FaceCropDataset", "FaceRoIDataset", "crop_to_tensor", "is_celeba", "read_celeba"]
@@ -27,23 +28,6 @@ CELEBA_ATTR = "list_attr_celeba.txt"
 CELEBA_PARTITION = "list_eval_partition.txt"
 CELEBA_IMAGES = "img_align_celeba"
 CELEBA_IDENTITY = "identity_CelebA.txt"
-
-
-def crop_to_tensor(crop: np.ndarray, resolution: int, mean, std, flip: bool = False) -> torch.Tensor:
-    """A canonical crop ``uint8 [S, S, 3]`` → the student's input ``float [3, R, R]``:
-    optional mirror, resize (area when shrinking, bilinear otherwise), ``(x/255 − mean)/std``."""
-    import cv2
-
-    a = np.asarray(crop)
-    if flip:
-        a = a[:, ::-1]
-    if a.shape[0] != resolution or a.shape[1] != resolution:
-        interp = cv2.INTER_AREA if a.shape[0] > resolution else cv2.INTER_LINEAR
-        a = cv2.resize(np.ascontiguousarray(a), (resolution, resolution), interpolation=interp)
-    x = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float().div_(255.0)
-    m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
-    return (x - m) / s
 
 
 class FaceCropDataset(Dataset):

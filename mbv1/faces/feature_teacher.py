@@ -51,14 +51,14 @@ class BodyFeatureTeacher(nn.Module):
 def load_feature_teacher(spec: str, layers: list[str], student_mean, student_std) -> BodyFeatureTeacher:
     """``spec``: ``face-ssd`` or an mbv1 checkpoint / run folder / peer weights file holding a
     MobileNetV1 body (anything ``model.init`` reads)."""
-    from mbv1.backbone.pretrained import body_prefix, read_init
+    from mbv1.backbone.bodies import build_body
+    from mbv1.backbone.pretrained import body_prefix, init_alpha, read_init
 
     init = read_init(spec)
     prefix = body_prefix(init.state)
     if prefix is None:
         raise MBV1Error(f"distill.feature_teacher={spec}: {init.source} has no MobileNetV1 body")
-    stem = init.state[prefix + "conv0.conv.weight"].shape[0]
-    body = MobileNetV1(alpha=stem / 32, num_classes=0, **init.backbone)
+    body = build_body(init.body, alpha=init_alpha(init), num_classes=0, **init.backbone)
     state = {k[len(prefix):]: v for k, v in init.state.items()
              if k.startswith(prefix) and not k[len(prefix):].startswith("fc.")}
     missing, _ = body.load_state_dict(state, strict=False)

@@ -74,7 +74,7 @@ class FaceAnalyzer:
         crop: canonical crop policy (default: the student's, else ``box``).
         landmarks: MTCNN landmarks (with ``box``, MTCNN's box) for the crops; default: as the
             student's training crops were cut (``data.landmarks``), else on.
-        backend: every network's inference engine (:mod:`mbv1.export.cached`: ``auto``, the
+        backend: every network's inference engine (:mod:`mbv1.runtimes.cached`: ``auto``, the
             default, takes on the CPU the fastest exported runtime that passes its parity
             check); ``warn`` gets a line when ``auto`` falls back to eager.
     """

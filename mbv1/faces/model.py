@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mbv1.backbone.mobilenet import MobileNetV1
+from mbv1.backbone.bodies import build_body
 from mbv1.errors import MBV1Error
 
 __all__ = ["HEADS", "FaceHeads", "FaceStudent", "HeadsConfig", "head_probabilities"]
@@ -129,11 +129,11 @@ class FaceStudent(FaceHeads, nn.Module):
 
     def __init__(self, heads: HeadsConfig, alpha: float = 1.0, activation: str = "relu6",
                  variant: str = "separable", padding: str = "symmetric", bn_eps: float = 1e-3,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, backbone: str = "mobilenet_v1"):
         super().__init__()
         self.heads_config = heads
-        self.backbone = MobileNetV1(alpha=alpha, num_classes=0, activation=activation,
-                                    variant=variant, padding=padding, bn_eps=bn_eps, dropout=0.0)
+        self.backbone = build_body(backbone, alpha=alpha, num_classes=0, activation=activation,
+                                   variant=variant, padding=padding, bn_eps=bn_eps, dropout=0.0)
         c = self.backbone.num_features
         self.dropout = nn.Dropout(dropout)
         self._build_heads(c, heads)

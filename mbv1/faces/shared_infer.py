@@ -2,7 +2,7 @@
 ``mbv1 verify --weights``: per frame one pass of the detector (its boxes, scores and body map),
 then the heads on the RoI features of all its faces as one batch.
 
-Both halves run on ``backend`` (:mod:`mbv1.export.cached`): the detector with its tap map as a
+Both halves run on ``backend`` (:mod:`mbv1.runtimes.cached`): the detector with its tap map as a
 third output (fixed batch of one frame), the heads with a dynamic batch of faces, each exported
 once per checkpoint and parity-checked against PyTorch; decoding, NMS and RoI-align stay in
 PyTorch between them (the same functions as the module's own ``forward``).
@@ -43,9 +43,9 @@ class SharedFaces:
                  min_size: float | None = None):
         from mbv1.backbone import fuse_bn
         from mbv1.detection.preprocess import Preprocess
-        from mbv1.export.cached import FastForward, file_key, runtime_for
         from mbv1.faces.pipeline import MIN_FACE
         from mbv1.faces.shared import RoIHeads
+        from mbv1.runtimes.cached import FastForward, file_key, runtime_for
 
         self.device = torch.device(device)
         self.meta, self.task, self.checkpoint = loaded.meta, loaded.task, Path(loaded.path)

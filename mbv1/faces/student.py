@@ -11,7 +11,7 @@ import torch
 
 from mbv1.faces.model import FaceStudent, HeadsConfig, head_probabilities
 
-__all__ = ["FACE_TASKS", "FaceModel", "build_model", "open_face_model"]
+__all__ = ["FACE_TASKS", "FaceModel", "build_model", "open_face_model", "student_teacher"]
 
 FACE_TASKS = ("face-attributes", "face-embeddings", "faces")
 
@@ -40,7 +40,7 @@ class FaceModel:
     ``predict(crops)`` takes canonical crops (uint8 RGB, the policy in ``crop``) and returns
     numpy arrays per head: ``gender [N, 2]`` and ``expression [N, 7]`` probabilities, ``age
     [N]`` years, ``embedding [N, D]`` unit length, ``celeba [N, 40]`` probabilities; one
-    backbone pass for all heads, on ``backend`` (:mod:`mbv1.export.cached`: ``auto`` takes the
+    backbone pass for all heads, on ``backend`` (:mod:`mbv1.runtimes.cached`: ``auto`` takes the
     fastest exported runtime that passes its parity check on the CPU).
     """
 
@@ -49,7 +49,7 @@ class FaceModel:
         from mbv1.backbone import fuse_bn
         from mbv1.checkpoint import load_model
         from mbv1.errors import MBV1Error
-        from mbv1.export.cached import FastForward, TupleOutputs, file_key
+        from mbv1.runtimes.cached import FastForward, TupleOutputs, file_key
 
         self.device = torch.device(device)
         loaded = loaded or load_model(checkpoint, FACE_TASKS, build_model)
@@ -74,7 +74,7 @@ class FaceModel:
 
     @torch.inference_mode()
     def predict(self, crops: list[np.ndarray]) -> dict[str, np.ndarray]:
-        from mbv1.faces.data import crop_to_tensor
+        from mbv1.datasets.images import crop_to_tensor
 
         if not crops:
             return {}
@@ -95,3 +95,17 @@ def open_face_model(checkpoint: str | Path, device: str = "cpu", backend: str = 
     from mbv1.faces.shared_infer import SharedFaces
 
     return SharedFaces(loaded, device, backend, warn)
+
+
+def student_teacher(spec: str, device: str, need: tuple[str, ...], backend: str = "auto",
+                    warn=None):
+    """A trained mbv1 face student as a teacher (the teacher registry's ``checkpoint_teacher``):
+    ``fn(canonical crops) -> {head: numpy}``."""
+    from mbv1.errors import MBV1Error
+
+    fm = FaceModel(Path(spec), device, backend, warn)
+    missing = [h for h in need if h not in fm.heads]
+    if missing:
+        raise MBV1Error(f"teacher checkpoint {spec} has no {', '.join(missing)} head "
+                        f"(it has {', '.join(fm.heads)})")
+    return lambda crops: fm.predict(crops)

@@ -88,7 +88,9 @@ def _teacher_targets(cache, kind: str, teacher, load, run_batch, batch: int, dev
     def compute(idx):
         nonlocal teacher
         if isinstance(teacher, str):
-            teacher = load(teacher, device)
+            from mbv1.faces.student import student_teacher
+
+            teacher = load(teacher, device, checkpoint_teacher=student_teacher)
         return run_batch(cache, teacher, idx)
 
     return _cached(path, cache, compute, batch, progress)

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mbv1.backbone.bodies import build_body
 from mbv1.backbone.mobilenet import MobileNetV1
 from mbv1.errors import MBV1Error
 from mbv1.geo.cells import Partition
@@ -105,7 +106,7 @@ def build_geo_model(num_cells: int, alpha: float = 1.0, activation: str = "relu6
                     **backbone_kw) -> GeoModel:
     """A :class:`GeoModel` on a fresh MobileNetV1 of width ``alpha`` (``backbone_kw``: the
     other :class:`MobileNetV1` arguments: variant, padding, bn_eps)."""
-    body = MobileNetV1(alpha=alpha, num_classes=0, activation=activation, **backbone_kw)
+    body = build_body(alpha=alpha, num_classes=0, activation=activation, **backbone_kw)
     return GeoModel(body, num_cells, dropout, partition_sha256)
 
 

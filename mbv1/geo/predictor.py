@@ -57,7 +57,7 @@ class Geolocator:
         partition: a partition file to use; refused unless it is the one the checkpoint was
             trained with (the checkpoint's own is used when ``None``).
         backend: ``auto`` (on the CPU the fastest exported runtime that passes its parity
-            check, :mod:`mbv1.export.cached`), ``eager``, ``onnxruntime`` or ``openvino``.
+            check, :mod:`mbv1.runtimes.cached`), ``eager``, ``onnxruntime`` or ``openvino``.
         warn: gets a line when ``auto`` falls back to eager.
     """
 
@@ -67,9 +67,9 @@ class Geolocator:
         from mbv1.checkpoint import load_model
         from mbv1.datasets.augment import eval_preprocessing
         from mbv1.devices import resolve_device
-        from mbv1.export.cached import FastForward, file_key, input_shape
         from mbv1.geo.cells import Partition, partition_from_meta
         from mbv1.geo.model import build_model, check_partition
+        from mbv1.runtimes.cached import FastForward, file_key, input_shape
 
         self.device = resolve_device(device)
         loaded = load_model(checkpoint, "geolocation", build_model, self.device)

@@ -145,10 +145,10 @@ class ClassificationTask(Task):
         """The paper's rows at this α and resolution; without one, those at this α (other
         resolutions) as the nearest, marked not comparable."""
         m = self.cfg.model
-        rows = paper.rows_for(self.paper_metric, m.alpha, m.resolution, m.variant)
+        rows = paper.rows_for(self.paper_metric, m.alpha, m.resolution, m.variant, m.backbone)
         exact = bool(rows)
         if not exact:
-            rows = paper.rows_for(self.paper_metric, m.alpha, None, m.variant)
+            rows = paper.rows_for(self.paper_metric, m.alpha, None, m.variant, m.backbone)
         same_data = info.get("num_classes") == self.paper_classes
         out = []
         for r in rows:

@@ -45,6 +45,7 @@ from mbv1.engine.task import Datasets, Metrics, Task, row_dict
 from mbv1.errors import MBV1Error
 from mbv1.paper import TABLE13
 from mbv1.tasks import detection_two_stage as two_stage
+from mbv1.tasks.detection_init import adopt_init_architecture, init_meta
 
 PAPER_ROW = next(r for r in TABLE13 if r.model == "SSD 300 MobileNet")
 AP_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
@@ -72,14 +73,16 @@ class SSDSection:
     """``ssd`` section: head, anchors, matching, loss and evaluation post-processing."""
 
     scoring: str = choice("sigmoid", "sigmoid", "softmax")
+    head: str = choice("conv", "conv", "ssdlite")  # ssdlite: separable extras and predictors
     extra_depths: tuple[int, ...] = (512, 256, 256, 128)
     min_depth: int = 16
-    taps: tuple[str, ...] = ("conv11", "conv13")
+    taps: tuple[str, ...] = ()  # empty: the body's own (V1 conv11, conv13; V2 block13.expand, conv_head)
     min_scale: float = 0.2
     max_scale: float = 0.95
     aspect_ratios: tuple[float, ...] = (1.0, 2.0, 0.5, 3.0, 1.0 / 3.0)
     interpolated_scale_aspect_ratio: float = 1.0
     reduce_boxes_in_lowest_layer: bool = True
+    interpolated_last: bool = False  # the interpolated anchor last (later TF OD API releases)
     matched_threshold: float = 0.5
     unmatched_threshold: float = 0.5
     neg_pos_ratio: float = 3.0
@@ -131,6 +134,7 @@ class DetectionTask(Task):
         super().__init__(cfg, device)
         self._anchor_cache: dict = {}
         self.val_split = "val"
+        self.adopted = adopt_init_architecture(cfg)
 
     # -- data ----------------------------------------------------------------------------
     def _paths(self) -> tuple[tuple[Path, Path], tuple[Path, Path] | None]:
@@ -230,19 +234,26 @@ class DetectionTask(Task):
         """The :class:`SSDConfig` of this run (also stored as ``meta["ssd"]``)."""
         m, s = self.cfg.model, self.cfg.ssd
         anchors = AnchorConfig(s.min_scale, s.max_scale, tuple(s.aspect_ratios),
-                               s.interpolated_scale_aspect_ratio, s.reduce_boxes_in_lowest_layer)
+                               s.interpolated_scale_aspect_ratio, s.reduce_boxes_in_lowest_layer,
+                               s.interpolated_last)
         num_classes = info.get("num_classes") or len(info["labels"])
         return SSDConfig(num_classes=num_classes, alpha=m.alpha, activation=m.activation,
                          padding=m.padding, bn_eps=m.bn_eps, extra_depths=tuple(s.extra_depths),
                          min_depth=s.min_depth, taps=tuple(s.taps), scoring=s.scoring,
-                         anchors=anchors)
+                         anchors=anchors, backbone=m.backbone, head=s.head)
 
     def build_model(self, info: dict) -> nn.Module:
+        self.labels = list(info.get("labels") or [])
         if self.cfg.model.variant != "separable":
             raise MBV1Error(f"the detection task builds SSD on the separable MobileNetV1 only; "
                             f"got model.variant={self.cfg.model.variant}")
         from mbv1.detection import faster_rcnn
 
+        if self.is_faster_rcnn and self.cfg.model.backbone != "mobilenet_v1":
+            raise MBV1Error(f"model.framework=faster-rcnn is built on MobileNetV1 (the TF OD API "
+                            f"layout: RPN on conv11, conv12-13 as the box classifier); got "
+                            f"model.backbone={self.cfg.model.backbone}: use model.backbone="
+                            "mobilenet_v1, or model.framework=ssd for MobileNetV2")
         if faster_rcnn.is_faster_rcnn(info) or (self.is_faster_rcnn and "ssd" not in info):
             num_classes = info.get("num_classes") or len(info["labels"])
             info = {**info, "faster_rcnn": info.get("faster_rcnn")
@@ -252,6 +263,17 @@ class DetectionTask(Task):
             info = {**info, "ssd": info.get("ssd") or self.ssd_config(info).to_dict()}
             model = build_model(info)
         return set_bn_momentum(model, self.cfg.model.bn_momentum)
+
+    def after_init(self, model: nn.Module, init) -> list[str]:
+        """A detector as ``model.init`` whose labels share names with this data's: the class
+        predictor rows of those classes (and of the background) are carried over, so e.g.
+        person and car start from the COCO model's own person and car."""
+        from mbv1.detection.ssd import SSD
+
+        if not isinstance(model, SSD):
+            return []
+        source = init_meta(self.cfg.model.init)
+        return model.load_class_rows(init.state, source.get("labels") or [], self.labels)
 
     def cost_forward(self):
         if self.is_faster_rcnn:  # the box classifier once per proposal

@@ -57,13 +57,15 @@ class EmbeddingTeacher:
 
 
 def load_attribute_teacher(spec: str = "face-api", device: str = "cpu", backend: str = "auto",
-                           warn=None) -> AttributeTeacher:
+                           warn=None, checkpoint_teacher=None) -> AttributeTeacher:
     """The attribute teacher named by ``spec`` (module docstring), run on ``backend``
-    (:mod:`mbv1.export.cached`; ``auto``: the fastest exported runtime that passes its parity
-    check on the CPU)."""
+    (:mod:`mbv1.runtimes.cached`; ``auto``: the fastest exported runtime that passes its parity
+    check on the CPU). Any other ``spec`` is a trained model's checkpoint, loaded by
+    ``checkpoint_teacher(spec, device, heads, backend, warn)`` (the face domain's
+    :func:`mbv1.faces.student.student_teacher`: teachers sit below the faces)."""
     if spec == "face-api":
         from mbv1 import assets
-        from mbv1.export.cached import FastForward, TupleOutputs, file_key
+        from mbv1.runtimes.cached import FastForward, TupleOutputs, file_key
         from mbv1.teachers.face_api_nets import AGE_GENDER_MANIFEST, INPUT_SIZE, preprocess_crops
         from mbv1.teachers.face_api_nets import load_attribute_teacher as load
 
@@ -79,7 +81,8 @@ def load_attribute_teacher(spec: str = "face-api", device: str = "cpu", backend:
             return {k: v.float().cpu().numpy() for k, v in zip(keys, net(x))}
 
         return AttributeTeacher(run, "face-api", net.backend)
-    student = _student_teacher(spec, device, ("gender", "expression", "age"), backend, warn)
+    student = _checkpoint(checkpoint_teacher, spec)(spec, device, ("gender", "expression", "age"),
+                                                    backend, warn)
 
     def run_student(attr_crops, crops):
         o = student(crops)  # probabilities already
@@ -89,10 +92,10 @@ def load_attribute_teacher(spec: str = "face-api", device: str = "cpu", backend:
 
 
 def load_embedding_teacher(spec: str = "facenet", device: str = "cpu", backend: str = "auto",
-                           warn=None) -> EmbeddingTeacher:
+                           warn=None, checkpoint_teacher=None) -> EmbeddingTeacher:
     """The embedding teacher named by ``spec`` (module docstring), FaceNet and students run on
-    ``backend`` (as :func:`load_attribute_teacher`)."""
-    from mbv1.export.cached import FastForward, file_key
+    ``backend`` (as :func:`load_attribute_teacher`, ``checkpoint_teacher`` too)."""
+    from mbv1.runtimes.cached import FastForward, file_key
     from mbv1.teachers import facenet as FN
 
     if spec == "facenet" or spec.startswith("facenet-pytorch:"):
@@ -118,7 +121,7 @@ def load_embedding_teacher(spec: str = "facenet", device: str = "cpu", backend: 
     if spec.startswith(("timm:", "torchvision:")):
         model, size, mean, std = _image_model(spec)
         return _pooled_feature_teacher(model.to(device).eval(), spec, size, mean, std, device)
-    student = _student_teacher(spec, device, ("embedding",), backend, warn)
+    student = _checkpoint(checkpoint_teacher, spec)(spec, device, ("embedding",), backend, warn)
     probe = student([np.zeros((8, 8, 3), np.uint8)])["embedding"]
     return EmbeddingTeacher(lambda crops: student(crops)["embedding"], spec, probe.shape[1])
 
@@ -179,7 +182,7 @@ def _load_teacher_state(model: torch.nn.Module, state: dict, spec: str) -> None:
 
 
 def _pooled_feature_teacher(model, spec: str, size: int, mean, std, device) -> EmbeddingTeacher:
-    from mbv1.faces.data import crop_to_tensor
+    from mbv1.datasets.images import crop_to_tensor
 
     @torch.no_grad()
     def run(crops):
@@ -203,19 +206,10 @@ def _facenet_pytorch(path: str):
     return model.eval()
 
 
-def _student_teacher(spec: str, device: str, need: tuple[str, ...], backend: str = "auto",
-                     warn=None):
-    """A trained mbv1 face student as a teacher: ``fn(canonical crops) -> {head: numpy}``."""
-    from mbv1.faces.student import FaceModel
-
-    p = Path(spec)
-    if not p.exists():
+def _checkpoint(loader, spec: str):
+    """The loader of a checkpoint teacher, or one line naming what ``spec`` may be."""
+    if loader is None or not Path(spec).exists():
         raise MBV1Error(f"unknown teacher {spec!r}: use face-api / facenet, "
                         "facenet-pytorch:PATH, timm:MODEL:PATH, torchvision:MODEL:PATH, or the "
                         "path of an mbv1 face checkpoint")
-    fm = FaceModel(p, device, backend, warn)
-    missing = [h for h in need if h not in fm.heads]
-    if missing:
-        raise MBV1Error(f"teacher checkpoint {p} has no {', '.join(missing)} head "
-                        f"(it has {', '.join(fm.heads)})")
-    return lambda crops: fm.predict(crops)
+    return loader

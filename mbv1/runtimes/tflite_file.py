@@ -2,7 +2,7 @@
 converter (``litert-torch``), written atomically. The file keeps PyTorch's NCHW input layout
 (the converter inserts the transposes); run it with ``ai_edge_litert``'s interpreter.
 
-The converter runs in a child process (``python -m mbv1.export.tflite_file``): its native
+The converter runs in a child process (``python -m mbv1.runtimes.tflite_file``): its native
 TensorFlow code was seen to crash the process now and then (about one full test run in three
 here, in the face detector's conversion), and a crash there must not take the caller with it.
 A child that dies by a signal is run once more; a second death, or a conversion error, is one
@@ -44,7 +44,7 @@ def export_tflite(module: torch.nn.Module, input_size: int, path: Path) -> Path:
         src = Path(tmp) / "module.pt"
         torch.save(module.eval().cpu(), src)  # the whole module: the child rebuilds nothing
         for attempt in range(1, ATTEMPTS + 1):
-            r = subprocess.run([sys.executable, "-m", "mbv1.export.tflite_file", str(src),
+            r = subprocess.run([sys.executable, "-m", "mbv1.runtimes.tflite_file", str(src),
                                 str(int(input_size)), str(path)], capture_output=True, text=True,
                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
             if r.returncode == 0 and path.exists():

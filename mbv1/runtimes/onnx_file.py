@@ -1,6 +1,6 @@
 """A module as an ONNX file (input ``images`` of ``[1, 3, S, S]`` or any shape, fixed or dynamic
 batch, opset 17) and that file as an OpenVINO IR, written atomically. Used by ``mbv1 export``
-and by the exported-runtime backends (:mod:`mbv1.export.cached`)."""
+and by the exported-runtime backends (:mod:`mbv1.runtimes.cached`)."""
 
 from __future__ import annotations
 

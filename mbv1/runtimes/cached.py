@@ -87,8 +87,8 @@ class ExportedModule:
             self._load(module, shape, batch, onnx_path, path, threads)
 
     def _load(self, module, shape, batch, onnx_path: Path, path: Path, threads) -> None:
-        from mbv1.export.onnx_file import export_onnx, openvino_from_onnx
-        from mbv1.export.runtimes import OpenVinoRunner, OrtRunner
+        from mbv1.runtimes.onnx_file import export_onnx, openvino_from_onnx
+        from mbv1.runtimes.runners import OpenVinoRunner, OrtRunner
 
         if self.runtime == "openvino":
             import openvino  # noqa: F401  (ImportError: the runtime is not installed)
