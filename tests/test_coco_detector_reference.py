@@ -113,3 +113,36 @@ def test_checkpoint_meta_names_coco_ids_and_preprocessing():
     assert meta["preprocess"] == {"input_size": 300, "mean": [0.5] * 3, "std": [0.5] * 3,
                                   "pad": "none", "resize": "tf-bilinear-legacy"}
     assert meta["ssd"]["backbone"] == "mobilenet_v2" and meta["ssd"]["head"] == "ssdlite"
+
+
+def test_eval_of_the_pretrained_model_on_a_val_only_coco_folder(tmp_path):
+    """``mbv1 eval detection`` on COCO-format data with only a val split: the boxes the
+    package's own JavaScript found at ≥ 0.5 on the three street frames as ground truth."""
+    from tests.conftest import require_asset
+    from tests.test_cli import mbv1
+
+    require_asset("coco-ssd")
+    from mbv1.detection.coco_model import default_checkpoint
+
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "images/val").mkdir(parents=True)
+    images, anns = [], []
+    for i, im in enumerate(i for i in REFERENCE["images"] if i["root"] == "fixtures"):
+        name = f"{1000 + i:012d}.png"
+        Image.open(FIXTURES / im["file"]).save(tmp_path / "images/val" / name)
+        images.append({"id": 1000 + i, "file_name": name, "width": im["width"],
+                       "height": im["height"]})
+        anns += [{"image_id": 1000 + i, "category_id": d["class_id"], "bbox": d["bbox"],
+                  "area": d["bbox"][2] * d["bbox"][3], "iscrowd": 0}
+                 for d in im["detections"] if d["score"] >= 0.5]
+    for k, a in enumerate(anns):
+        a["id"] = k + 1
+    cats = sorted({a["category_id"] for a in anns})
+    (tmp_path / "annotations/instances_val.json").write_text(json.dumps({
+        "images": images, "annotations": anns,
+        "categories": [{"id": c, "name": str(c)} for c in cats]}))
+    r = mbv1("eval", "detection", default_checkpoint(), "--data", tmp_path, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = " ".join(r.stdout.split())
+    assert "mbv1 SSDLite-MobileNetV2 on val of" in out and "AP50 100.0" in out, out
+    assert "MobileNetV2 Table 6 MNet V2 + SSDLite: mAP 22.1" in out

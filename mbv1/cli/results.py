@@ -35,9 +35,14 @@ def print_evaluation(ev) -> None:
     from mbv1.engine.report import paper_comparison
 
     c, meta, m = console(), ev.meta, ev.metrics
-    c.print(f"[bold]{escape(str(ev.checkpoint))}[/]: {ev.task.name}, MobileNetV1 "
-            f"α={meta.get('alpha')} at {meta.get('resolution') or meta.get('input_size')} px, "
-            f"recipe: {escape(str(meta.get('recipe', '?')))}")
+    from mbv1.backbone.pretrained import BODY_LABELS
+
+    arch = meta.get("ssd") or meta.get("faster_rcnn") or {}
+    body = meta.get("backbone") or arch.get("backbone") or "mobilenet_v1"
+    recipe = meta.get("recipe") or meta.get("source") or "?"
+    c.print(f"[bold]{escape(str(ev.checkpoint))}[/]: {ev.task.name}, {BODY_LABELS.get(body, body)} "
+            f"α={meta.get('alpha') or arch.get('alpha')} at "
+            f"{meta.get('resolution') or meta.get('input_size')} px, recipe: {escape(str(recipe))}")
     c.print(f"split: {escape(split_line(m.split, m.values))}")
     t = Table(title="mbv1")
     t.add_column("metric")

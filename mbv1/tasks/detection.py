@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from mbv1.backbone import set_bn_momentum
+from mbv1.backbone.pretrained import BODY_LABELS
 from mbv1.datasets.coco import CocoDetection, collate, load_coco
 from mbv1.detection.anchors import AnchorConfig
 from mbv1.detection.loss import LossConfig, ssd_loss
@@ -43,7 +44,7 @@ from mbv1.detection.ssd import SSDConfig, build_model
 from mbv1.engine.config import DataConfig, choice
 from mbv1.engine.task import Datasets, Metrics, Task, row_dict
 from mbv1.errors import MBV1Error
-from mbv1.paper import TABLE13
+from mbv1.paper import TABLE13, V2_TABLE6
 from mbv1.tasks import detection_two_stage as two_stage
 from mbv1.tasks.detection_init import adopt_init_architecture, init_meta
 
@@ -146,16 +147,20 @@ class DetectionTask(Task):
             where = f"{root}/annotations/instances_train.json" if root else "data.path"
             raise MBV1Error(f"no training annotations: expected {where} (+ images/train/), or "
                             "set data.train_json and data.train_images")
+        return train, self._val_paths()
+
+    def _val_paths(self) -> tuple[Path, Path] | None:
+        """The val split's files (evaluation needs no training split)."""
+        d = self.cfg.data
         if d.val_json and d.val_images:
-            val = (Path(d.val_json), Path(d.val_images))
-        elif d.val_path:
+            return Path(d.val_json), Path(d.val_images)
+        if d.val_path:
             val = find_split(Path(d.val_path), "val")
             if val is None:
                 raise MBV1Error(f"data.val_path {d.val_path} has no annotations/instances_val"
                                 "*.json")
-        else:
-            val = find_split(root, "val") if root else None
-        return train, val
+            return val
+        return find_split(Path(d.path), "val") if d.path else None
 
     def _transforms(self):
         from mbv1.detection.augment import SSDAugment, eval_transform
@@ -197,7 +202,7 @@ class DetectionTask(Task):
         return Datasets(train, val_ds, self._info(train.label_meta()), split)
 
     def build_eval_dataset(self, info: dict) -> tuple[CocoDetection, str]:
-        _, val = self._paths()
+        val = self._val_paths()
         if val is None:
             return super().build_eval_dataset(info)
         _, eval_tf = self._transforms()
@@ -345,22 +350,36 @@ class DetectionTask(Task):
     # -- reporting -----------------------------------------------------------------------
     def paper_rows(self, info: dict) -> list[dict]:
         ids = list(info.get("category_ids") or [])
-        coco80 = len(ids) == 80 and max(ids, default=0) == 90
-        note = ("Table 13 is COCO2014 minival (8k images), trained on train+val minus minival; "
-                "compare only on that split" if coco80 else
-                "different dataset and label set: Table 13's COCO number is not comparable")
-        return [row_dict(self._paper_row(info), coco80, note)]
+        coco = len(ids) in (80, 90) and max(ids, default=0) == 90  # COCO's label space
+        row = self._paper_row(info)
+        note = (f"{row.table} is {row.metric}: compare only on that split" if coco else
+                f"different dataset and label set: {row.table}'s COCO number is not comparable")
+        return [row_dict(row, coco, note)]
 
     def _paper_row(self, info: dict):
+        """Table 13's row (SSD, Faster R-CNN) or, for SSDLite, MobileNetV2 Table 6's row of
+        the same body."""
         if "faster_rcnn" in info:
             return two_stage.paper_row(info.get("resolution") or self.cfg.model.resolution)
+        ssd = info.get("ssd") or {}
+        if ssd.get("head") == "ssdlite":
+            body = ssd.get("backbone", "mobilenet_v1")
+            return next(r for r in V2_TABLE6 if r.extra.get("head") == "ssdlite"
+                        and r.backbone == body)
         return PAPER_ROW
+
+    @staticmethod
+    def _model_name(info: dict) -> str:
+        if "faster_rcnn" in info:
+            return "Faster R-CNN-MobileNetV1"
+        ssd = info.get("ssd") or {}
+        head = "SSDLite" if ssd.get("head") == "ssdlite" else "SSD"
+        return f"{head}-{BODY_LABELS.get(ssd.get('backbone', 'mobilenet_v1'))}"
 
     def describe(self, metrics: Metrics, info: dict) -> list[str]:
         v = metrics.values
         ours = "  ".join(f"{k} {v[k]:.1f}" for k in AP_NAMES if k in v)
         row = self._paper_row(info)
-        paper = (f"paper {row.table} {row.model}: mAP {row.value:.1f} on "
-                 "COCO2014 minival (8k images)")
-        model = "Faster R-CNN-MobileNetV1" if "faster_rcnn" in info else "SSD-MobileNetV1"
+        paper = f"paper {row.table} {row.model}: mAP {row.value:.1f}, {row.metric}"
+        model = self._model_name(info)
         return [f"mbv1 {model} on {metrics.split}: {ours}", paper]
