@@ -15,7 +15,9 @@ from __future__ import annotations
 import difflib
 import os
 import pickle
+import re
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,17 +27,26 @@ from typing import Any
 import torch
 from torch import nn
 
-from mbv1.errors import MBV1Error
+from mbv1.errors import MBV1Error, is_torch_write_failure, write_error
 
 FORMAT = "mbv1"
 FORMAT_VERSION = 1
 
 
 def atomic_write(path: str | os.PathLike, write) -> Path:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``."""
+    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``.
+
+    Raises:
+        WriteError: one line naming the file and why (disk full, a part of the path is a
+            file, permission, read-only), when the folder or the file cannot be written; the
+            file at ``path`` is then as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise write_error(path, e) from None
     os.close(fd)
     try:
         write(tmp)
@@ -43,19 +54,27 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) or is_torch_write_failure(e):
+            raise write_error(path, e) from None
         raise
     return path
 
 
 def save_checkpoint(path: str | os.PathLike, *, task: str, model: nn.Module | dict,
                     config: dict, meta: dict, **extra: Any) -> Path:
-    """Save a checkpoint atomically. ``extra`` holds training state (optimizer, epoch, ...)."""
+    """Save a checkpoint atomically. ``extra`` holds training state (optimizer, epoch, ...).
+    A full disk or an unwritable folder is a one-line :class:`~mbv1.errors.WriteError`."""
     state = model.state_dict() if isinstance(model, nn.Module) else model
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "task": task,
                "config": config, "meta": meta, "model": state, **extra}
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: a full disk is an OSError with its errno
+            torch.save(payload, f)
+
+    return atomic_write(path, write)
 
 
 def load_checkpoint(path: str | os.PathLike, task: str | tuple[str, ...] | None = None,
@@ -79,10 +98,13 @@ def load_checkpoint(path: str | os.PathLike, task: str | tuple[str, ...] | None 
         raise MBV1Error(f"checkpoint {path} is empty (0 bytes): the file was not fully written; "
                         "use another checkpoint or retrain")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise MBV1Error(f"{path} is not a readable mbv1 checkpoint ({first[:160]})") from None
+        with warnings.catch_warnings():  # torch warns of odd pickle protocols in random bytes
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError,
+            TypeError, AttributeError, IndexError, KeyError, OSError) as e:
+        raise MBV1Error(f"{path} is not a readable mbv1 checkpoint: {_unreadable(path, e)}"
+                        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise MBV1Error(f"{path} is not an mbv1 checkpoint (no 'format: mbv1' field); convert "
                         "foreign weights with `mbv1 weights convert`")
@@ -95,6 +117,53 @@ def load_checkpoint(path: str | os.PathLike, task: str | tuple[str, ...] | None 
         raise MBV1Error(f"{path} is a {ckpt.get('task')!r} checkpoint, but this command needs a "
                         f"{want} one: pass the weights of a {tasks[0]} run")
     return ckpt
+
+
+def _unreadable(path: Path, e: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused ``path``, in one clause with what to do
+    (torch's own text is a paragraph that suggests ``weights_only=False``: never here)."""
+    text = str(e)
+    hostile = re.search(r"GLOBAL (\S+)", text)
+    if hostile:
+        return (f"it holds Python code ({hostile.group(1)}) that would run when unpickled, and "
+                "mbv1 loads plain tensors and values only; use weights you trust, saved by mbv1 "
+                "or converted with `mbv1 weights convert`")
+    if isinstance(e, OSError) and not isinstance(e, zipfile.BadZipFile):
+        return f"{e.strerror or text.strip()[:120]}"
+    if not zipfile.is_zipfile(path):
+        code = _pickled_code(path)
+        if code:
+            return (f"a pickle holding Python code ({code}) that would run when unpickled; mbv1 "
+                    "never loads it: pass an mbv1 .pt checkpoint")
+        return ("not a PyTorch checkpoint (random or foreign bytes, or a file cut short); pass "
+                "an mbv1 .pt checkpoint or run folder")
+    if "weights only" in text.lower() or isinstance(e, pickle.UnpicklingError):
+        return ("a PyTorch file holding Python objects besides tensors, which mbv1 does not "
+                "load; pass an mbv1 checkpoint or convert the weights with `mbv1 weights "
+                "convert`")
+    return ("the archive is damaged or truncated (an interrupted copy or download?); copy it "
+            "again or use another checkpoint")
+
+
+def _pickled_code(path: Path) -> str | None:
+    """The first callable a plain pickle names (``posix.system``), read without unpickling."""
+    import pickletools
+
+    strings: list[str] = []
+    try:
+        with path.open("rb") as f:
+            for n, (op, arg, _) in enumerate(pickletools.genops(f)):
+                if n > 100_000:
+                    break
+                if op.name in ("GLOBAL", "INST"):
+                    return str(arg).replace(" ", ".")
+                if op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    return f"{strings[-2]}.{strings[-1]}"
+                if isinstance(arg, str):
+                    strings.append(arg)
+    except Exception:  # noqa: BLE001  not a pickle (or a broken one): nothing named
+        return None
+    return None
 
 
 @dataclass

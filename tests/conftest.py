@@ -57,6 +57,32 @@ def _no_lingering_sigchld_handler():
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
 
+@pytest.fixture
+def mbv1_cli(monkeypatch, capsys):
+    """Run the ``mbv1`` command line in this process (no interpreter start-up: seconds, not
+    tens): ``run(*args) -> (exit code, stdout, stderr, warnings)``. An exception that the CLI
+    did not turn into one line propagates and fails the test (a traceback for a user);
+    ``warnings`` are the Python warnings it emitted (those print with a source line)."""
+    import sys
+    import warnings
+
+    from mbv1.cli.main import main
+
+    def run(*args):
+        monkeypatch.setattr(sys, "argv", ["mbv1", *map(str, args)])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                main()
+                code = 0
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        out, err = capsys.readouterr()
+        return code, out, err, [str(w.message) for w in caught]
+
+    return run
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _export_cache(tmp_path_factory):
     """Files the exported-runtime backends write (``--backend auto``) go to a temporary folder,

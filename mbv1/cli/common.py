@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from enum import Enum
 from functools import lru_cache
+from typing import Annotated
+
+import typer
 
 
 class Variant(str, Enum):
@@ -24,6 +27,20 @@ class PeerFormat(str, Enum):
     keras = "keras"
     torchvision = "torchvision"
 
+
+def device_option(value: str) -> str:
+    """Callback of every ``--device``: ``auto`` becomes ``cuda`` when PyTorch sees a GPU, else
+    ``cpu`` (the choice printed once, on stderr)."""
+    if value != "auto":
+        return value
+    from mbv1.devices import auto_device
+
+    return auto_device()
+
+
+# every command's --device: auto by default, as ultralytics does
+DeviceOpt = Annotated[str, typer.Option(help="auto (cuda when PyTorch sees a GPU, else cpu), cpu, "
+                                             "cuda or cuda:N.", callback=device_option)]
 
 BACKEND_HELP = ("Inference engine: auto (on the CPU the fastest runtime that passes its parity "
                 "check: OpenVINO, then ONNX Runtime; else eager), eager, onnxruntime, openvino.")
@@ -66,7 +83,10 @@ def err_console():
 
 
 def error(message: str) -> None:
-    err_console().print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    """``error: <message>`` on stderr; the message is plain text (``[x, y]`` stays)."""
+    from rich.markup import escape
+
+    err_console().print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
 
 
 def print_json(obj) -> None:
@@ -146,7 +166,9 @@ def print_info(path, summary: dict) -> None:
 
 
 def warn(message: str) -> None:
-    err_console().print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True)
+    from rich.markup import escape
+
+    err_console().print(f"[yellow]warning:[/] {escape(message)}", markup=True, soft_wrap=True)
 
 
 def run_with_progress(label: str, fn):

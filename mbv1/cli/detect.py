@@ -33,7 +33,7 @@ def detect(
     max_det: Annotated[int, typer.Option(min=1, help="Maximum detections per frame.")] = 100,
     vid_stride: Annotated[int, typer.Option(min=1, help="Process every N-th video frame.")] = 1,
     no_save: Annotated[bool, typer.Option("--no-save", help="Do not write annotated output or predictions.")] = False,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, …")] = "cpu",
+    device: common.DeviceOpt = "auto",
     backend: Annotated[common.Backend, typer.Option(help=common.BACKEND_HELP)] = common.Backend.auto,
     project: Annotated[Path, typer.Option(help="Parent folder of run folders.")] = Path("runs/detect"),
     name: Annotated[str, typer.Option(help="Run folder name (auto-suffixed: predict-2, …).")] = "predict",

@@ -33,7 +33,7 @@ def faces(
     json_embedding: Annotated[bool, typer.Option(help="Write each face's embedding into the JSON lines.")] = True,
     vid_stride: Annotated[int, typer.Option(min=1, help="Process every N-th video frame.")] = 1,
     no_save: Annotated[bool, typer.Option("--no-save", help="Do not write annotated output or predictions.")] = False,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, …")] = "cpu",
+    device: common.DeviceOpt = "auto",
     backend: Annotated[common.Backend, typer.Option(help=common.BACKEND_HELP + " For every network: detector, attributes, embedding.")] = common.Backend.auto,
     project: Annotated[Path, typer.Option(help="Parent folder of run folders.")] = Path("runs/faces"),
     name: Annotated[str, typer.Option(help="Run folder name (auto-suffixed: predict-2, …).")] = "predict",
@@ -75,7 +75,7 @@ def verify(
     threshold: Annotated[float | None, typer.Option(min=0.0, max=2.0, help="Distance threshold (default: the model's documented one).")] = None,
     detector: Annotated[FaceDetector, typer.Option(help="Face detector.")] = FaceDetector.ssd,
     conf: Annotated[float, typer.Option(min=0.0, max=1.0, help="Minimum detection score.")] = 0.5,
-    device: Annotated[str, typer.Option(help="cpu, cuda, …")] = "cpu",
+    device: common.DeviceOpt = "auto",
     backend: Annotated[common.Backend, typer.Option(help=common.BACKEND_HELP)] = common.Backend.auto,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):

@@ -25,7 +25,7 @@ def geolocate(
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="Cells to show per image.")] = 5,
     partition: Annotated[Path | None, typer.Option(help="Partition file to use; refused unless it is the checkpoint's own.")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 32,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: common.DeviceOpt = "auto",
     backend: Annotated[common.Backend, typer.Option(help=common.BACKEND_HELP)] = common.Backend.auto,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):

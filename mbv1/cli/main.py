@@ -211,8 +211,11 @@ def demo(source: Annotated[str | None, typer.Argument(help="Video or image (defa
 
 def main() -> None:
     """Console entry point: user errors print one line, never a traceback."""
+    from mbv1.child_signals import restoring_sigchld
+
     try:
-        app(standalone_mode=False)
+        with restoring_sigchld():  # no command leaves DataLoader's SIGCHLD handler behind
+            app(standalone_mode=False)
     except MBV1Error as e:
         common.error(str(e))
         sys.exit(2)

@@ -22,7 +22,7 @@ data_app = typer.Typer(help="Write datasets in real layouts (digits, synthetic S
 
 TaskArg = Annotated[str, typer.Argument(help="Task: classification, fine-grained, ... (mbv1.tasks.TASKS).")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config key: section.key=value (repeatable), e.g. --set train.lr=0.01.")]
-DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+DeviceOpt = Annotated[str | None, typer.Option(help="auto (the default: cuda when PyTorch sees a GPU, else cpu), cpu, cuda or cuda:N (train.device; a resumed run keeps its own).")]
 
 
 def train(
@@ -75,9 +75,11 @@ def train(
     m = result.metrics
     best = (f"; best {m.get('primary')} {result.best:.4g} at epoch {result.best_epoch} on "
             f"{m.get('split')}" if result.best is not None else "")
+    weights = result.run_dir / "best.pt"
+    if not weights.exists():  # never evaluated (no eval split): the last weights
+        weights = result.run_dir / "last.pt"
     print(f"done: epoch {result.epochs_done}/{cfg.train.epochs} ({result.wall_s:.1f} s in this "
-          f"session){best}; weights "
-          f"{result.run_dir / 'best.pt'}", flush=True)
+          f"session){best}; weights {weights}", flush=True)
 
 
 def evaluate(
@@ -87,7 +89,7 @@ def evaluate(
     set_: SetOpt = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
     workers: Annotated[int | None, typer.Option(help="Data-loader workers.")] = None,
-    device: DeviceOpt = None,
+    device: common.DeviceOpt = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Evaluate a checkpoint (top-1, top-5, per-class accuracy, confusions) beside the paper's row."""
@@ -109,7 +111,7 @@ def classify(
     weights: Annotated[Path, typer.Option("--weights", "-w", help="Classification checkpoint or run folder.")],
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="Classes to show per image.")] = 5,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 32,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: common.DeviceOpt = "auto",
     backend: Annotated[common.Backend, typer.Option(help=common.BACKEND_HELP)] = common.Backend.auto,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):

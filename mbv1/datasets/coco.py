@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -47,22 +47,87 @@ def load_coco(annotation_file: str | Path):
         raise MBV1Error(f"{path} is not a COCO instances file: it needs 'images' and "
                         "'categories' (and 'annotations')")
     data.setdefault("annotations", [])
-    for kind, keys in (("images", ("id", "file_name", "width", "height")),
-                       ("annotations", ("id", "image_id", "category_id", "bbox")),
-                       ("categories", ("id",))):
-        for item in data[kind]:
-            if not isinstance(item, dict) or not all(k in item for k in keys):
-                raise MBV1Error(f"{path}: an entry of '{kind}' lacks one of {', '.join(keys)}: "
-                                f"{str(item)[:120]}")
+    validate(data, path)
     for ann in data["annotations"]:  # optional in user files; COCOeval needs both
         ann.setdefault("iscrowd", 0)
-        if "area" not in ann and len(ann["bbox"]) == 4:
+        if "area" not in ann:
             ann["area"] = float(ann["bbox"][2]) * float(ann["bbox"][3])
     coco = COCO()
     coco.dataset = data
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
     return coco
+
+
+def validate(data: dict, path: Path) -> None:
+    """Check a COCO instances dict field by field: one MBV1Error naming the file, the entry,
+    the field, its value and what to do, for the first problem found."""
+    for kind in ("images", "annotations", "categories"):
+        if not isinstance(data[kind], list):
+            raise MBV1Error(f"{path}: '{kind}' must be a list, got {type(data[kind]).__name__}")
+    for kind, keys in (("images", ("id", "file_name", "width", "height")),
+                       ("annotations", ("id", "image_id", "category_id", "bbox")),
+                       ("categories", ("id",))):
+        for item in data[kind]:
+            missing = [k for k in keys if not isinstance(item, dict) or k not in item]
+            if missing:
+                raise MBV1Error(f"{path}: an entry of '{kind}' lacks {', '.join(missing)} (each "
+                                f"needs {', '.join(keys)}): {str(item)[:120]}")
+    images = {}
+    for img in data["images"]:
+        what = f"{path}: image {img['id']!r}"
+        if not _is_int(img["id"]):
+            raise MBV1Error(f"{what}: 'id' must be an integer")
+        if img["id"] in images:
+            raise MBV1Error(f"{what} is listed twice in 'images': image ids must be unique")
+        if not isinstance(img["file_name"], str) or not img["file_name"]:
+            raise MBV1Error(f"{what}: 'file_name' must be a file name, got {img['file_name']!r}")
+        for k in ("width", "height"):
+            if not _is_number(img[k]) or img[k] <= 0:
+                raise MBV1Error(f"{what} ({img['file_name']}): '{k}' must be a positive number of "
+                                f"pixels, got {img[k]!r}")
+        images[img["id"]] = img
+    cats = set()
+    for c in data["categories"]:
+        if not _is_int(c["id"]):
+            raise MBV1Error(f"{path}: category {c!r}: 'id' must be an integer")
+        cats.add(c["id"])
+    orphans = []
+    for a in data["annotations"]:
+        what = f"{path}: annotation {a['id']!r}"
+        b = a["bbox"]
+        if not isinstance(b, (list, tuple)) or len(b) != 4 or not all(map(_is_number, b)) \
+                or b[2] < 0 or b[3] < 0:
+            raise MBV1Error(f"{what} has bbox {b!r}: a COCO bbox is [x, y, width, height], four "
+                            "finite numbers in pixels with width and height >= 0; fix or remove "
+                            "that annotation")
+        if a["category_id"] not in cats:
+            raise MBV1Error(f"{what} has category_id {a['category_id']!r}: category "
+                            f"{a['category_id']!r} is not in 'categories' (ids "
+                            f"{sorted(cats)[:10]}); add the category or fix the annotation")
+        if a.get("iscrowd", 0) not in (0, 1):
+            raise MBV1Error(f"{what}: 'iscrowd' must be 0 or 1, got {a['iscrowd']!r}")
+        if a["image_id"] not in images:
+            orphans.append(a)
+    if orphans:
+        a = orphans[0]
+        n = len(orphans)
+        raise MBV1Error(f"{path}: {n} annotation{'s name' if n > 1 else ' names'} an image_id "
+                        f"that is not in 'images' (first: annotation {a['id']!r}, image_id "
+                        f"{a['image_id']!r}); add the images or remove those annotations")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr (not a Python warning with its source line)."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def clean_boxes(boxes_xywh: np.ndarray, width: float, height: float,
@@ -129,9 +194,8 @@ class CocoDetection(torch.utils.data.Dataset):
         self._targets = [self._targets_of(i) for i in self.image_ids]
         self.num_dropped = sum(d for _, _, d in self._targets)
         if self.num_dropped:
-            warnings.warn(f"{self.annotation_file}: dropped {self.num_dropped} degenerate boxes "
-                          f"(width or height <= {MIN_BOX_PX:g} px after clipping to the image)",
-                          stacklevel=2)
+            warn(f"{self.annotation_file}: dropped {self.num_dropped} degenerate boxes (width "
+                 f"or height <= {MIN_BOX_PX:g} px after clipping to the image)")
 
     def set_epoch(self, epoch: int) -> None:
         """Called by the engine before each epoch: augmentation seeds depend on it."""
@@ -160,7 +224,7 @@ class CocoDetection(torch.utils.data.Dataset):
         counts = f"{len(missing)} of {len(self.image_ids)} images of {self.annotation_file}"
         if self.on_bad_image == "fail" or len(missing) == len(self.image_ids):
             raise MBV1Error(f"{first} ({counts} missing)")
-        warnings.warn(f"{first}; skipping {counts}", stacklevel=3)
+        warn(f"{first}; skipping {counts} (data.on_bad_image=skip)")
         gone = set(missing)
         self.image_ids = [i for i in self.image_ids if self.coco.imgs[i]["file_name"] not in gone]
 

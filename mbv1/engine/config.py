@@ -5,7 +5,8 @@ replace one with a subclass (classification's ``data`` adds ``layout``) or add i
 ``ssd``) through ``Task.sections``. Values come, in increasing precedence, from the dataclass
 defaults, the task's ``defaults``, a YAML recipe (``--config``), the CLI shortcuts (``--epochs``
 ...) and ``--set section.key=value``. Every value is type-checked against its field; an unknown
-key fails with the nearest valid one (difflib). ``--set`` values are parsed with
+key fails with the nearest valid one (difflib); a number outside its key's range
+(:mod:`mbv1.engine.bounds`) fails naming the range. ``--set`` values are parsed with
 ``yaml.safe_load`` (never ``eval``).
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -22,6 +24,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from mbv1.engine import bounds
 from mbv1.errors import MBV1Error
 
 
@@ -177,9 +180,24 @@ class Config:
                             + (f" (did you mean {hint[0]!r}?)" if hint else ""))
         if key == "train.device" and not _DEVICE.match(value):
             raise MBV1Error(f"train.device must be auto, cpu, cuda or cuda:N; got {value!r}")
+        bounds.check(key, value)
         setattr(sec, name, value)
         if explicit:
             self.explicit.add(key)
+
+    def adopt(self, pairs, origin: str, log) -> None:
+        """Take ``(key, value)`` pairs (``None`` values skipped) where the recipe or command
+        line did not choose; say each change, and each explicit choice kept, through ``log``."""
+        for key, value in pairs:
+            current = self.get(key)
+            if value is None or (tuple(current) == tuple(value) if isinstance(value, (list, tuple))
+                                 else current == value):
+                continue
+            if key in self.explicit:
+                log(f"note: {key}={current} kept, though {origin} use {value}")
+            else:
+                self.set(key, value, explicit=False)
+                log(f"init: {key}={value} (from {origin})")
 
     def update(self, mapping: dict, origin: str, explicit: bool = True) -> None:
         """Apply a nested ``{section: {key: value}}`` mapping (a recipe file's content)."""
@@ -299,13 +317,16 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             return value
         return _bad(key, "an integer", value)
     if tp is float:
+        number = value
         if isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+        if isinstance(number, (int, float)) and not isinstance(number, bool):
+            if not math.isfinite(number):
+                return _bad(key, "a finite number", value)
+            return float(number)
         return _bad(key, "a number", value)
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):

@@ -7,6 +7,7 @@ own normalisation.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +15,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from mbv1.checkpoint import load_checkpoint, load_model_state
+from mbv1.child_signals import restoring_sigchld
 from mbv1.engine.config import Config, config_from_dict
 from mbv1.engine.distributed import resolve_device
+from mbv1.engine.guards import CountingLoader
 from mbv1.engine.task import FrozenTeacher, Metrics, Task
 
 
@@ -69,8 +72,10 @@ def evaluate_checkpoint(task_cls: type[Task], checkpoint: str | Path, *,
     teacher = task.build_teacher()
     if teacher is not None:
         teacher = FrozenTeacher(teacher).to(task.device)
-    with torch.no_grad():
-        metrics = task.evaluate(model, loader, teacher)
+    counted = CountingLoader(loader)
+    with torch.no_grad(), restoring_sigchld():  # DataLoader workers' handler stays inside
+        metrics = task.evaluate(model, counted, teacher)
+    counted.check(split, lambda line: print(f"note: {line}", file=sys.stderr, flush=True))
     metrics.split = metrics.split if metrics.split not in ("", "val") else split
     info = {**meta, "num_classes": meta.get("num_classes") or len(meta.get("labels") or [])}
     return Evaluation(metrics, meta, task.paper_rows(info), task, Path(checkpoint))

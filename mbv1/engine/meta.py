@@ -53,3 +53,19 @@ def build_meta(task, cfg, model: nn.Module, data, info: dict, init, command: str
         "source": f"mbv1 {mbv1.__version__} train {task.name}, run {run_dir}",
         "init": init.source if init is not None else None,
     }
+
+
+def header_line(tr) -> str:
+    """The line a run starts with: data, body, costs, steps, device and run folder of trainer
+    ``tr``."""
+    from mbv1.backbone.pretrained import BODY_LABELS
+
+    m, d, env, cfg = tr.meta, tr.data, tr.env, tr.cfg
+    val = f"{len(d.val):,} eval images ({d.val_split})" if d.val is not None else "no eval split"
+    where = f"{env.device}" + (f" x {env.world_size} processes" if env.distributed else "")
+    return (f"mbv1 train {tr.task_cls.name}: {len(d.train):,} train images, {val}; "
+            f"{BODY_LABELS.get(cfg.model.backbone, cfg.model.backbone)} "
+            f"α={cfg.model.alpha} at {cfg.model.resolution} px: "
+            f"{m['num_params'] / 1e6:.3f} M params, {m['mult_adds'] / 1e6:.1f} M mult-adds; "
+            f"{tr.sampler.steps} steps/epoch of {cfg.train.batch_size} on {where}; "
+            f"run {tr.run_dir}")

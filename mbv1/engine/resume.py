@@ -8,7 +8,8 @@ import signal
 import threading
 from pathlib import Path
 
-from mbv1.checkpoint import load_checkpoint
+from mbv1 import seeding
+from mbv1.checkpoint import load_checkpoint, load_model_state
 from mbv1.engine import runs
 from mbv1.engine.config import RESUME_MUTABLE, Config, config_from_dict
 from mbv1.errors import MBV1Error
@@ -68,3 +69,38 @@ def resume_checkpoint(task_cls, run_dir) -> dict:
         raise MBV1Error(f"{path} holds no training state (a best.pt?): resume from the run "
                         "folder or its last.pt")
     return ckpt
+
+
+def restore(tr) -> None:
+    """Put a :class:`~mbv1.engine.trainer.Trainer` where its resumed last.pt left off: model,
+    optimiser, schedule, scaler, EMA, position, best metric, partial-epoch meters, RNGs."""
+    ck, ts = tr.ckpt, tr.ckpt["train_state"]
+    load_model_state(tr.model, ts.get("raw_model") or ck["model"], "resumed checkpoint")
+    tr.optimizer.load_state_dict(ck["optimizer"])
+    tr.scheduler.load_state_dict(ck["scheduler"])
+    if tr.scaler.is_enabled() and ck.get("scaler"):
+        tr.scaler.load_state_dict(ck["scaler"])
+    if tr.ema is not None:
+        tr.ema.load_state_dict(ts["ema"], ck["model"])
+    tr.epoch, tr.start_step = int(ck["epoch"]), int(ck["step"])
+    tr.global_step = int(ts["global_step"])
+    tr.best, tr.best_epoch = ts.get("best"), ts.get("best_epoch")
+    tr.metrics = dict((ck.get("meta") or {}).get("metrics") or {})
+    tr.meters = ts.get("meters") if tr.start_step else None
+    if tr.epoch >= tr.cfg.train.epochs:
+        n = tr.epoch
+        raise MBV1Error(f"{tr.run_dir} has already trained {n} epoch{'s' * (n != 1)} "
+                        f"(train.epochs={tr.cfg.train.epochs}): to train it further pass "
+                        f"--epochs N with N > {n}")
+    rng = ck["rng"]
+    if len(rng) == tr.env.world_size:
+        seeding.set_rng_state(rng[tr.env.rank])
+    else:
+        tr.progress.log(f"note: resumed on {tr.env.world_size} processes, saved on "
+                        f"{len(rng)}: dropout RNG streams restart (data order is exact)")
+        seeding.seed_everything(tr.cfg.train.seed + tr.global_step, tr.env.rank)
+    if tr.log is not None:
+        tr.log.truncate(tr.epoch)
+    where = f"epoch {tr.epoch + 1} step {tr.start_step}" if tr.start_step else \
+        f"the start of epoch {tr.epoch + 1}"
+    tr.progress.log(f"resumed {tr.run_dir} at {where} (global step {tr.global_step})")

@@ -9,15 +9,22 @@ metric improves).
 
 SIGTERM / SIGINT: the current step finishes, last.pt is saved with the position inside the
 epoch, and :func:`train` returns with ``interrupted`` set (a second Ctrl-C aborts at once).
+
+Nothing wrong is trained on or saved (:mod:`mbv1.engine.guards`): batch sizes BatchNorm cannot
+train on are refused, a batch that skipped images leave too small is dropped, an epoch without
+a readable image stops the run, the loss of every step is summed on the device and checked at
+least once per epoch, and weights and buffers are checked before every checkpoint: a
+diverging run stops with one line and never writes a non-finite last.pt or best.pt. A new run
+that fails before its first checkpoint leaves no run folder.
 ``--resume RUN_DIR`` restores model, optimiser, schedule, scaler, EMA, epoch, step, RNG states
 and the sampler position: the resumed run computes exactly what the uninterrupted run would.
 """
 
 from __future__ import annotations
 
-import math
 import signal
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,19 +33,21 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from mbv1 import seeding
-from mbv1.backbone.pretrained import BODY_LABELS, InitWeights, read_init
-from mbv1.checkpoint import load_model_state, save_checkpoint
+from mbv1.backbone.pretrained import InitWeights, read_init
+from mbv1.checkpoint import save_checkpoint
+from mbv1.child_signals import restoring_sigchld
 from mbv1.engine import distributed as D
-from mbv1.engine import finetune, runs
+from mbv1.engine import finetune, guards, runs
 from mbv1.engine.config import Config
 from mbv1.engine.ema import ModelEMA
-from mbv1.engine.meta import build_meta, recipe_line
+from mbv1.engine.meta import build_meta, header_line, recipe_line
+from mbv1.engine.meters import EpochMeters, epoch_totals
 from mbv1.engine.optim import build_optimizer, build_scheduler
 from mbv1.engine.progress import Progress
-from mbv1.engine.resume import StopFlag, resume_checkpoint
+from mbv1.engine.resume import StopFlag, restore, resume_checkpoint
 from mbv1.engine.sampler import ResumableSampler
 from mbv1.engine.task import FrozenTeacher, Metrics, Task
-from mbv1.errors import MBV1Error
+from mbv1.errors import MBV1Error, WriteError
 
 
 @dataclass
@@ -64,7 +73,11 @@ def train(task_cls: type[Task], cfg: Config, *, resume: str | Path | None = None
     saved = (torch.are_deterministic_algorithms_enabled(), torch.get_num_threads())
     finished = False
     try:
-        result = Trainer(task_cls, cfg, env, resume, exist_ok, command, tty).run()
+        # DataLoader workers' SIGCHLD handler does not outlive training; a step without an
+        # update (a batch of unreadable images) is not news to the schedule
+        with restoring_sigchld(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before")
+            result = Trainer(task_cls, cfg, env, resume, exist_ok, command, tty).run()
         finished = True
         return result
     except MBV1Error as e:  # from a data-loader worker the message carries a traceback
@@ -92,26 +105,45 @@ class Trainer:
         self.metrics: dict = {}
         self.meters: dict | None = None
         self.t_start = time.perf_counter()
+        self.run_dir: Path | None = None
+        self.tb: runs.TensorBoard | None = None
+        self.fresh = False  # a new run folder made by this run (removed if it fails unsaved)
 
     # -- set-up --------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        self._run_dir()
-        self._build()
-        if self.env.is_main and self.ckpt is None:
-            self.cfg.save(self.run_dir / runs.CONFIG)  # as resolved (init weights' numerics)
-        if self.ckpt is not None:
-            self._restore()
         try:
+            self._run_dir()
+            self._build()
+            if self.env.is_main and self.ckpt is None:
+                self.cfg.save(self.run_dir / runs.CONFIG)  # as resolved (init weights' numerics)
+            if self.ckpt is not None:
+                restore(self)
             return self._loop()
+        except BaseException:
+            if self.tb is not None:
+                self.tb.close()
+                self.tb = None
+            if self.fresh and self.env.is_main and self.run_dir is not None \
+                    and guards.discard_run(self.run_dir):
+                self.progress.log(f"removed {self.run_dir}: the run failed before its first "
+                                  "checkpoint")
+            raise
         finally:
-            self.tb.close()
+            if self.tb is not None:
+                self.tb.close()
 
     def _run_dir(self) -> None:
         cfg = self.cfg
+        named = Path(cfg.run.project) / self.task_cls.name / cfg.run.name
+        self.fresh = self.resume_dir is None and not (self.exist_ok and named.exists())
         if self.resume_dir is not None:
             d = self.resume_dir if self.resume_dir.is_dir() else self.resume_dir.parent
         elif self.env.is_main:
-            d = runs.new_run_dir(cfg.run.project, self.task_cls.name, cfg.run.name, self.exist_ok)
+            try:
+                d = runs.new_run_dir(cfg.run.project, self.task_cls.name, cfg.run.name,
+                                     self.exist_ok)
+            except WriteError as e:
+                raise WriteError(f"{e} (run.project={cfg.run.project})") from None
         else:
             d = None
         self.run_dir = Path(D.broadcast_object(self.env, str(d) if d else None))
@@ -159,6 +191,9 @@ class Trainer:
         model.to(env.device)
         if t.channels_last:
             model.to(memory_format=torch.channels_last)
+        self.min_batch, self.bn_layer = guards.bn_min_batch(
+            model, cfg.model.resolution, self.task.cost_forward(),
+            lambda m: finetune.train_mode(m, self.frozen, cfg.model.norm_eval))
         self.model, self.data = model, data
         self.meta = build_meta(self.task, cfg, model, data, info, init, self.command, self.run_dir)
         teacher = self.task.build_teacher()
@@ -166,6 +201,8 @@ class Trainer:
         self.optimizer = build_optimizer(model, t)
         self.sampler = ResumableSampler(len(data.train), t.batch_size, t.seed, env.world_size,
                                         env.rank)
+        if self.sampler.local_batch_size < self.min_batch:
+            raise MBV1Error(guards.small_batch_message(self))
         self.scheduler = build_scheduler(self.optimizer, t, self.sampler.steps)
         self.amp = t.amp and env.device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if t.amp_dtype == "bfloat16" else torch.float16
@@ -181,20 +218,10 @@ class Trainer:
     def _adopt(self, init: InitWeights) -> None:
         """Init weights bring their numerics (padding, BN eps...) and preprocessing, except
         where the recipe or command line chose otherwise."""
-        cfg = self.cfg
-        pairs = [("model.backbone", init.body)] + [(f"model.{k}", v) for k, v in init.backbone.items()]
+        pairs = [("model.backbone", init.body)] + [(f"model.{k}", v)
+                                                   for k, v in init.backbone.items()]
         pairs += [("data.mean", init.mean), ("data.std", init.std)]
-        for key, value in pairs:
-            current = cfg.get(key)
-            if value is None or (tuple(current) == tuple(value) if isinstance(value, (list, tuple))
-                                 else current == value):
-                continue
-            if key in cfg.explicit:
-                self.progress.log(f"note: {key}={cfg.get(key)} kept, though the init weights "
-                                  f"use {value}")
-            else:
-                cfg.set(key, value, explicit=False)
-                self.progress.log(f"init: {key}={value} (from the init weights)")
+        self.cfg.adopt(pairs, "the init weights", self.progress.log)
 
     def _loaders(self) -> None:
         t, env, task = self.cfg.train, self.env, self.task
@@ -209,37 +236,10 @@ class Trainer:
             self.val_loader = DataLoader(self.data.val, batch_size=self.sampler.local_batch_size,
                                          shuffle=False, generator=torch.Generator(), **common)
 
-    def _restore(self) -> None:
-        ck, ts = self.ckpt, self.ckpt["train_state"]
-        load_model_state(self.model, ts.get("raw_model") or ck["model"], "resumed checkpoint")
-        self.optimizer.load_state_dict(ck["optimizer"])
-        self.scheduler.load_state_dict(ck["scheduler"])
-        if self.scaler.is_enabled() and ck.get("scaler"):
-            self.scaler.load_state_dict(ck["scaler"])
-        if self.ema is not None:
-            self.ema.load_state_dict(ts["ema"], ck["model"])
-        self.epoch, self.start_step = int(ck["epoch"]), int(ck["step"])
-        self.global_step = int(ts["global_step"])
-        self.best, self.best_epoch = ts.get("best"), ts.get("best_epoch")
-        self.metrics = dict((ck.get("meta") or {}).get("metrics") or {})
-        self.meters = ts.get("meters") if self.start_step else None
-        rng = ck["rng"]
-        if len(rng) == self.env.world_size:
-            seeding.set_rng_state(rng[self.env.rank])
-        else:
-            self.progress.log(f"note: resumed on {self.env.world_size} processes, saved on "
-                              f"{len(rng)}: dropout RNG streams restart (data order is exact)")
-            seeding.seed_everything(self.cfg.train.seed + self.global_step, self.env.rank)
-        if self.log is not None:
-            self.log.truncate(self.epoch)
-        where = f"epoch {self.epoch + 1} step {self.start_step}" if self.start_step else \
-            f"the start of epoch {self.epoch + 1}"
-        self.progress.log(f"resumed {self.run_dir} at {where} (global step {self.global_step})")
-
     # -- the loop ------------------------------------------------------------------------
     def _loop(self) -> TrainResult:
         t = self.cfg.train
-        self._header()
+        self.progress.log(header_line(self))
         with StopFlag() as stop:
             for epoch in range(self.epoch, t.epochs):
                 if not self._train_epoch(epoch, stop):
@@ -258,18 +258,18 @@ class Trainer:
         if hasattr(self.data.train, "set_epoch"):
             self.data.train.set_epoch(epoch)
         self.loader_gen.manual_seed(seeding.sample_seed(t.seed, epoch, 0xFFFFFFFF))
-        sums, images, t_prev = self._meters_start(start)
+        m = EpochMeters(self.env.device, self.meters if start else None)
         self.progress.start_epoch(epoch, t.epochs, self.sampler.steps, start)
-        t0, step, every = time.perf_counter(), start, self.cfg.run.log_every or 10
+        t0, step, every = time.perf_counter() - m.time_s, start, self.cfg.run.log_every or 10
         params = [p for p in self.model.parameters() if p.requires_grad]
         for batch in self.train_loader:
             step += 1
             self.global_step += 1
-            if batch is not None:
+            n = 0 if batch is None else int(batch["image"].shape[0])  # a shape: no device sync
+            if m.batch(self.sampler.local_batch_size, n, self.min_batch):
                 batch = task.to_device(batch)
-                n = int(batch["image"].shape[0])
                 with torch.autocast(self.env.device.type, self.amp_dtype, enabled=self.amp):
-                    out = task.forward_loss(self.ddp, batch, self.teacher)
+                    out = guards.forward_loss(self, batch)
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(out["loss"]).backward()
                 if t.grad_clip > 0:
@@ -279,21 +279,27 @@ class Trainer:
                 self.scaler.update()
                 if self.ema is not None:
                     self.ema.update(self.model)
-                for k, v in out.items():
-                    sums[k] = sums.get(k, 0.0) + v.detach().float() * n
-                images += n
+                m.add(out, n, masked=self.scaler.is_enabled())
                 self.progress.step(step, n)
             self.scheduler.step()
-            if step % every == 0 and images:
-                self._show(step, sums, images)
+            if step % every == 0 and m.images:
+                loss, bad = m.read()
+                if bad and not self.scaler.is_enabled() and not self.env.distributed:
+                    guards.diverged(self, f"the training loss was nan or inf by step {step}")
+                self.progress.show(step, loss, self.optimizer.param_groups[0]["lr"])
             if step < self.sampler.steps and self._stop(stop, step):
                 self.step_in_epoch = step  # at the last step the epoch ends normally instead
-                self.meters = self._meters_state(sums, images, t_prev + time.perf_counter() - t0)
-                self.progress.end_epoch()
-                return False
-        self.meters = self._meters_state(sums, images, t_prev + time.perf_counter() - t0)
+                return self._epoch_done(m, t0, complete=False)
+        return self._epoch_done(m, t0, complete=True)
+
+    def _epoch_done(self, m: EpochMeters, t0: float, complete: bool) -> bool:
+        """The loop over batches ended (``complete``) or stopped inside: what must hold before
+        anything of this epoch is saved (:func:`guards.check_finite`), then its meters."""
+        m.time_s = time.perf_counter() - t0
         self.progress.end_epoch()
-        return True
+        guards.check_finite(self, m)
+        self.meters = m.state()
+        return complete
 
     def _stop(self, stop: StopFlag, step: int) -> bool:
         if not self.env.distributed:
@@ -302,35 +308,16 @@ class Trainer:
             return D.any_rank(self.env, stop.signum is not None)
         return False
 
-    def _show(self, step: int, sums: dict, images: int) -> None:
-        loss = float((sums["loss"] / images).item())
-        if not math.isfinite(loss) and not self.amp:
-            raise MBV1Error(f"the training loss became {loss} at epoch {self.sampler.epoch + 1} "
-                            f"step {step}: lower train.lr or set train.grad_clip")
-        self.progress.show(step, loss, self.optimizer.param_groups[0]["lr"])
-
-    def _meters_start(self, start: int) -> tuple[dict, int, float]:
-        if start and self.meters:
-            sums = {k: torch.tensor(v, device=self.env.device)
-                    for k, v in self.meters["sums"].items()}
-            return sums, int(self.meters["images"]), float(self.meters["time_s"])
-        return {}, 0, 0.0
-
-    @staticmethod
-    def _meters_state(sums: dict, images: int, time_s: float) -> dict:
-        return {"sums": {k: float(v) for k, v in sums.items()}, "images": images, "time_s": time_s}
-
     # -- end of epoch --------------------------------------------------------------------
     def _end_epoch(self, epoch: int) -> None:
         t, env = self.cfg.train, self.env
         m = self.meters
         keys = sorted(m["sums"])  # every rank's loss parts, summed: the global epoch mean
-        totals = D.sum_over_ranks(env, [float(m["images"])] + [m["sums"][k] for k in keys])
-        images = max(1.0, totals[0])
+        images, totals = epoch_totals(self, epoch, m, keys)
         row = {"epoch": epoch + 1, "step": self.global_step,
                "lr": self.optimizer.param_groups[0]["lr"],
-               **{f"train_{k}": v / images for k, v in zip(keys, totals[1:])},
-               "images_per_s": totals[0] / max(1e-9, m["time_s"]), "train_time_s": m["time_s"]}
+               **{f"train_{k}": v / images for k, v in zip(keys, totals)},
+               "images_per_s": images / max(1e-9, m["time_s"]), "train_time_s": m["time_s"]}
         evaluated = None
         due = (epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs
         if self.val_loader is not None and due:
@@ -341,8 +328,10 @@ class Trainer:
             if t.check_replicas:
                 row["replica_max_diff"] = D.replica_max_diff(env, self.model)
         self.meters, self.start_step = None, 0
-        improved = self._record(epoch, row, evaluated) if env.is_main else False
+        improved = self._record(epoch, evaluated) if env.is_main else False
         self._save_last(epoch + 1, 0, improved)
+        if env.is_main:  # after the checkpoints it describes
+            self._publish(epoch, row, evaluated)
         D.barrier(env)
 
     def _evaluate(self) -> Metrics:
@@ -350,13 +339,16 @@ class Trainer:
         model.eval()
         t0 = time.perf_counter()
         autocast = torch.autocast(self.env.device.type, self.amp_dtype, enabled=self.amp)
+        loader = guards.CountingLoader(self.val_loader)
         with torch.no_grad(), autocast:
-            metrics = self.task.evaluate(model, self.val_loader, self.teacher)
+            metrics = self.task.evaluate(model, loader, self.teacher)
+        loader.check(self.data.val_split, self.progress.log)
         metrics.values.setdefault("eval_time_s", time.perf_counter() - t0)
         return metrics
 
-    def _record(self, epoch: int, row: dict, evaluated: Metrics | None) -> bool:
-        """metrics.csv, TensorBoard and the epoch line; True when the primary metric improved."""
+    def _record(self, epoch: int, evaluated: Metrics | None) -> bool:
+        """The evaluation into the best metric and the checkpoint meta; True when the primary
+        metric improved."""
         improved = evaluated is not None and evaluated.better_than(self.best)
         if evaluated is not None:
             if improved:
@@ -364,6 +356,10 @@ class Trainer:
             self.metrics = {**evaluated.to_dict(), "epoch": epoch + 1}
             self.meta["metrics"] = self.metrics
             self.meta["details"] = evaluated.details
+        return improved
+
+    def _publish(self, epoch: int, row: dict, evaluated: Metrics | None) -> None:
+        """metrics.csv, TensorBoard and the epoch line (after the epoch's checkpoints)."""
         self.log.append(row)
         self.tb.scalars(row, epoch + 1)
         line = (f"epoch {epoch + 1}/{self.cfg.train.epochs}  loss {row.get('train_loss', 0):.4f}  "
@@ -375,7 +371,6 @@ class Trainer:
         if "replica_max_diff" in row:
             line += f"  replicas differ by {row['replica_max_diff']:.3g}"
         self.progress.log(line)
-        return improved
 
     def _weights(self) -> dict:
         return (self.ema.module if self.ema is not None else self.model).state_dict()
@@ -392,24 +387,19 @@ class Trainer:
                  "raw_model": self.model.state_dict() if self.ema is not None else None}
         common = dict(task=self.task_cls.name, model=self._weights(), config=self.cfg.to_dict(),
                       meta=self.meta)
-        save_checkpoint(self.run_dir / runs.LAST, **common, optimizer=self.optimizer.state_dict(),
-                        scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(),
-                        epoch=epoch, step=step, rng=rng, train_state=state)
-        if improved:
-            save_checkpoint(self.run_dir / runs.BEST, **common)
-
-    def _header(self) -> None:
-        m, d, env = self.meta, self.data, self.env
-        val = (f"{len(d.val):,} eval images ({d.val_split})" if d.val is not None
-               else "no eval split")
-        where = f"{env.device}" + (f" x {env.world_size} processes" if env.distributed else "")
-        self.progress.log(
-            f"mbv1 train {self.task_cls.name}: {len(d.train):,} train images, {val}; "
-            f"{BODY_LABELS.get(self.cfg.model.backbone, self.cfg.model.backbone)} "
-            f"α={self.cfg.model.alpha} at {self.cfg.model.resolution} px: "
-            f"{m['num_params'] / 1e6:.3f} M params, {m['mult_adds'] / 1e6:.1f} M mult-adds; "
-            f"{self.sampler.steps} steps/epoch of {self.cfg.train.batch_size} on {where}; "
-            f"run {self.run_dir}")
+        had_last = (self.run_dir / runs.LAST).exists()
+        try:
+            save_checkpoint(self.run_dir / runs.LAST, **common,
+                            optimizer=self.optimizer.state_dict(),
+                            scheduler=self.scheduler.state_dict(),
+                            scaler=self.scaler.state_dict(), epoch=epoch, step=step, rng=rng,
+                            train_state=state)
+            if improved:
+                save_checkpoint(self.run_dir / runs.BEST, **common)
+        except WriteError as e:
+            then = (f"; {runs.LAST} keeps the previous epoch: continue with mbv1 train "
+                    f"{self.task_cls.name} --resume {self.run_dir}" if had_last else "")
+            raise WriteError(f"{e}{then}") from None
 
     def _result(self, epochs_done: int, signum: int | None) -> TrainResult:
         model = self.ema.module if self.ema is not None else self.model

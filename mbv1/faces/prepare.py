@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mbv1.errors import MBV1Error
 from mbv1.faces import default_data
 from mbv1.faces.sources import (
     ExtractionProgress,
@@ -55,8 +56,13 @@ def extract(path: str, cache_root: str | None, d, finder, log):
                          f"{stem}-{hashlib.sha1(key.encode()).hexdigest()[:10]}")
     log(f"faces: detecting and cropping {len(specs)} sources of {path} into {cache_root}")
     with ExtractionProgress("faces", log) as progress:
-        return extract_faces(specs, cache_root, finder, d.vid_stride, d.max_frames or None,
-                             progress=progress)
+        cache = extract_faces(specs, cache_root, finder, d.vid_stride, d.max_frames or None,
+                              progress=progress)
+    if not len(cache):
+        raise MBV1Error(f"the face detector found no face in the {len(specs)} photos and videos "
+                        f"of {path}: pass pictures that show faces (about 40 px or larger), or try "
+                        f"data.detector=mtcnn (now {d.detector})")
+    return cache
 
 
 def training_sources(d, device: str, log):

@@ -53,6 +53,9 @@ class ClassificationTask(Task):
         root = Path(d.path)
         if not root.exists():
             raise MBV1Error(f"data folder not found: {root}")
+        if not root.is_dir():
+            raise MBV1Error(f"--data {root} is a file: pass the folder that holds the class "
+                            "folders (<data>/<class>/<image>)")
         layout = d.layout
         if layout == "auto":
             layout = "stanford-dogs" if is_stanford_dogs(root) else "folder"
@@ -74,6 +77,8 @@ class ClassificationTask(Task):
 
     def build_datasets(self) -> Datasets:
         s = self.read_samples()
+        if len(s.labels) < 2:
+            raise MBV1Error(_one_class(Path(self.cfg.data.path), s.labels))
         info = {"labels": s.labels, "num_classes": len(s.labels), "layout": s.layout,
                 "train_split": s.train_split}
         if s.label_names:
@@ -190,6 +195,18 @@ class FineGrainedTask(ClassificationTask):
     defaults = {"data": {"layout": "auto"}}
     paper_metric = paper.DOGS
     paper_classes = 120
+
+
+def _one_class(root: Path, labels: list[str]) -> str:
+    """A classifier needs two classes: say what the one folder found is, and where the class
+    folders probably are (``--data`` one level too high)."""
+    name = labels[0] if labels else "?"
+    inner = next((p for p in (root / name, root / "train" / name) if p.is_dir()), None)
+    nested = inner is not None and any(c.is_dir() for c in inner.iterdir())
+    hint = (f"if {inner} holds the class folders, pass --data {inner}" if nested else
+            "put each class's images in a folder of its own: <data>/<class>/<image>")
+    return (f"{root} holds one class ({name!r}): a classifier needs at least two classes; "
+            f"{hint}")
 
 
 def _details(cm: torch.Tensor) -> dict:
