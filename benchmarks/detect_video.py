@@ -8,7 +8,9 @@ runs by default, or face, the SSD-MobileNetV1 face model), interleaved frame by 
 machine noise hits every backend alike; prints ms per stage, frames/s and the ratio to torch
 eager.
 Backends: torch eager without BN folding (the naive port), eager with BN folded, mbv1's
-eager default (BN folded + channels_last), ONNX Runtime fp32.
+eager default (BN folded + channels_last), ONNX Runtime fp32, OpenVINO fp32 and int8 (NNCF,
+forced), and mbv1 detect's default (``--backend auto --precision auto``: int8 where its gate
+passes).
 """
 
 from __future__ import annotations
@@ -73,14 +75,16 @@ def main() -> None:
     eager_unfused.model = load_ssd(ckpt)[0]  # BatchNorm kept, NCHW: the naive port
     eager_unfused._runner = lambda x: eager_unfused.model(x.contiguous())
     nchw = torch_eager_folded(ckpt, args.resolution)
-    default = Detector(ckpt, resolution=args.resolution)
+    default = Detector(ckpt, resolution=args.resolution, precision="auto", warn=print)
     detectors = {
         "torch eager (BN unfused)": eager_unfused,
         "torch eager (BN folded)": nchw,
         "mbv1 eager (folded, NHWC)": Detector(ckpt, backend="eager", resolution=args.resolution),
         "onnxruntime fp32": Detector(ckpt, backend="onnxruntime", resolution=args.resolution),
         "openvino fp32": Detector(ckpt, backend="openvino", resolution=args.resolution),
-        f"mbv1 default (auto: {default.backend})": default,
+        "openvino int8 (NNCF, forced)": Detector(ckpt, backend="openvino", precision="int8",
+                                                 resolution=args.resolution),
+        f"mbv1 default (auto: {default.backend} {default.precision})": default,
     }
     results = run_interleaved(detectors, frames)
 
@@ -91,7 +95,8 @@ def main() -> None:
         print(f"{name:28s} {r['preprocess']:7.1f} {r['inference']:9.1f} {r['postprocess']:8.1f} "
               f"{fps_total:14.1f} {r['fps'] / base:8.2f}x {r['dets']:5d}")
     stream_fps(args.video, {"torch eager (BN folded)": lambda: torch_eager_folded(ckpt, args.resolution),
-                            "mbv1 default": lambda: Detector(ckpt, resolution=args.resolution)})
+                            "mbv1 default": lambda: Detector(ckpt, resolution=args.resolution,
+                                                             precision="auto")})
 
 
 def torch_eager_folded(ckpt, resolution):

@@ -6,7 +6,8 @@ Models: the real SSD-MobileNetV1 face model (512x512) and the real COCO SSDLite-
 (300x300; both on real frames, with the export's own parity
 figures), SSD300 on an α=1 body with COCO's 91 classes (random weights: the paper's Table 13
 row), and the MobileNetV1 classifier at α ∈ {1, 0.5, 0.25}, 224 px, batch 1 and 32. Each is
-exported (ONNX fp32, OpenVINO fp32, int8 QDQ calibrated on real frames, and at batch 1 TFLite
+exported (ONNX fp32, OpenVINO fp32, int8 QDQ (ONNX Runtime) and OpenVINO int8 (NNCF) calibrated on
+real frames, and at batch 1 TFLite
 fp32 on the LiteRT interpreter) and timed against
 torch eager (BN folded, channels-last), interleaved round by round so that machine noise hits
 all alike. Prints median ms, the ratio to eager and the share of this machine's sgemm peak,
@@ -75,7 +76,7 @@ def measure(name, module, size, batch, calib, tmp: Path, threads: int, iters: in
     from mbv1.backbone.costs import count_costs
     from mbv1.runtimes.cached import AsTuple
     from mbv1.runtimes.onnx_file import export_onnx, openvino_from_onnx
-    from mbv1.runtimes.quantize import quantize_int8
+    from mbv1.runtimes.quantize import quantize_int8, quantize_openvino
     from mbv1.runtimes.runners import OpenVinoRunner, OrtRunner
 
     x = calib[-1] if calib[-1].shape[0] == batch else torch.randn(batch, 3, size, size)
@@ -85,16 +86,19 @@ def measure(name, module, size, batch, calib, tmp: Path, threads: int, iters: in
     export_onnx(module, size, names, onnx, batch=batch)
     xml = openvino_from_onnx(onnx, onnx.with_suffix(".xml"))
     int8 = quantize_int8(onnx, onnx.with_suffix(".int8.onnx"), calib)
+    ov_int8 = quantize_openvino(onnx, onnx.with_suffix(".int8.xml"), calib)
     eager = module.to(memory_format=torch.channels_last)
     xn, xc = x.numpy(), x.contiguous(memory_format=torch.channels_last)
     ort, ov, q = OrtRunner(onnx, threads), OpenVinoRunner(xml, threads), OrtRunner(int8, threads)
+    ovq = OpenVinoRunner(ov_int8, threads)
 
     @torch.inference_mode()
     def run_eager():
         return eager(xc)
 
     runners = {"torch eager (folded, NHWC)": run_eager, "ONNX Runtime fp32": lambda: ort(xn),
-               "OpenVINO fp32": lambda: ov(xn), "ONNX Runtime int8": lambda: q(xn)}
+               "OpenVINO fp32": lambda: ov(xn), "ONNX Runtime int8": lambda: q(xn),
+               "OpenVINO int8 (NNCF)": lambda: ovq(xn)}
     if batch == 1:  # the phone format: a fixed one-image input
         from mbv1.runtimes.runners import TfliteRunner
         from mbv1.runtimes.tflite_file import export_tflite
@@ -114,7 +118,7 @@ def measure(name, module, size, batch, calib, tmp: Path, threads: int, iters: in
 
 
 def main() -> None:
-    from mbv1.export.calibration import real_frames
+    from mbv1.datasets.calibration import real_frames
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--iters", type=int, default=10)

@@ -67,6 +67,17 @@ def test_face_detector_exports_and_finds_the_same_faces(face_model, tmp_path, fm
 
 
 @pytest.mark.assets
+def test_face_detector_openvino_int8_passes_the_held_out_gate(face_model, tmp_path):
+    res = export(face_model, "openvino-int8", tmp_path)  # the default gate: 99%
+    assert res.path.name.endswith(".int8.xml") and res.path.with_suffix(".bin").exists()
+    assert not list(tmp_path.glob("*.onnx"))  # the fp32 step is removed
+    assert res.parity["agreement"] >= 0.99 and res.parity["total"] >= 30
+    assert any("int8 gate" in line and "passed" in line for line in res.lines)
+    side = json.loads(res.path.with_name(res.path.name + ".json").read_text())
+    assert side["format"] == "openvino-int8" and side["parity"]["agreement"] >= 0.99
+
+
+@pytest.mark.assets
 def test_classifier_exports_in_every_format_with_its_gate(classifier, tmp_path):
     ckpt, photos = classifier
     for fmt in ("onnx", "openvino", "tflite"):

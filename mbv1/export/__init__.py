@@ -2,7 +2,8 @@
 
 Formats: ``onnx`` (fp32, opset 17), ``int8`` (static post-training quantization, QDQ: uint8
 activations, int8 per-channel weights, calibrated on real frames by ONNX Runtime), ``openvino``
-(IR converted by OpenVINO from the ONNX file, fp32) and ``tflite`` (fp32 LiteRT flatbuffer
+(IR converted by OpenVINO from the ONNX file, fp32), ``openvino-int8`` (that IR quantized by
+NNCF on the same calibration frames, run int8 by OpenVINO) and ``tflite`` (fp32 LiteRT flatbuffer
 converted by litert-torch, run by the LiteRT interpreter). Beside every file: a JSON
 sidecar with the preprocessing, labels and decoding another program needs, and (detectors) the
 anchors. At export the file is run by its own runtime on real frames and compared with the
@@ -19,15 +20,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mbv1.detection.agreement import MATCH_IOU, MATCH_SCORE, match_detections
 from mbv1.errors import MBV1Error
 from mbv1.export.spec import ExportSpec, export_spec
 from mbv1.runtimes.onnx_file import export_onnx, openvino_from_onnx
 
 __all__ = ["FORMATS", "ExportResult", "export", "export_onnx"]
 
-FORMATS = ("onnx", "int8", "openvino", "tflite")
+FORMATS = ("onnx", "int8", "openvino", "openvino-int8", "tflite")
+INT8 = ("int8", "openvino-int8")
+MIN_AGREEMENT = 0.99  # the int8 gate: share of fp32's detections / classes reproduced
 FP32_ATOL = 1e-3  # outputs of an fp32 export against PyTorch (measured ~1e-5)
-MATCH_IOU, MATCH_SCORE = 0.9, 0.05  # an int8 detection is the same as fp32's
 
 
 @dataclass
@@ -41,7 +44,7 @@ class ExportResult:
 
 def export(checkpoint: str | Path, fmt: str, out_dir: str | Path = "runs/export",
            calib: str | Path | None = None, resolution: int | None = None,
-           min_agreement: float = 0.9, threads: int | None = None) -> ExportResult:
+           min_agreement: float = MIN_AGREEMENT, threads: int | None = None) -> ExportResult:
     """Export ``checkpoint`` as ``fmt`` into ``out_dir`` and check it (module docstring).
 
     Raises:
@@ -50,7 +53,7 @@ def export(checkpoint: str | Path, fmt: str, out_dir: str | Path = "runs/export"
     """
     if fmt not in FORMATS:
         raise MBV1Error(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
-    from mbv1.export.calibration import real_frames
+    from mbv1.datasets.calibration import real_frames
 
     spec = export_spec(checkpoint, resolution)
     out_dir = Path(out_dir)
@@ -61,13 +64,16 @@ def export(checkpoint: str | Path, fmt: str, out_dir: str | Path = "runs/export"
     parity, lines = check(spec, path, frames.gate, threads)
     lines.insert(0, f"parity on {parity['inputs']} inputs from {len(frames.gate)} frames of "
                     f"{frames.source}")
-    if fmt == "int8" and parity["agreement"] < min_agreement:
+    if fmt in INT8 and parity["agreement"] < min_agreement:
         for f in files:
             f.unlink(missing_ok=True)
         raise MBV1Error(f"int8 refused: it agrees with fp32 on {100 * parity['agreement']:.1f}% "
                         f"({parity['agreed']}/{parity['total']}), under the gate of "
                         f"{100 * min_agreement:.0f}%; use --format onnx (or --min-agreement)")
-    if fmt != "int8" and parity["max_abs_diff"] > FP32_ATOL:
+    if fmt in INT8:
+        lines.append(f"int8 gate: {100 * parity['agreement']:.1f}% agreement on held-out frames "
+                     f">= {100 * min_agreement:.0f}%: passed")
+    if fmt not in INT8 and parity["max_abs_diff"] > FP32_ATOL:
         for f in files:
             f.unlink(missing_ok=True)
         raise MBV1Error(f"the {fmt} file disagrees with PyTorch (max abs diff "
@@ -103,6 +109,13 @@ def _write(spec: ExportSpec, fmt: str, out_dir: Path, stem: str, frames
                              _inputs(spec, frames.calibration, limit=128))
         onnx_path.unlink()  # the fp32 file is a step here, not the product
         return path, [path]
+    if fmt == "openvino-int8":
+        from mbv1.runtimes.quantize import quantize_openvino
+
+        path = quantize_openvino(onnx_path, out_dir / f"{stem}.int8.xml",
+                                 _inputs(spec, frames.calibration, limit=300))
+        onnx_path.unlink()
+        return path, [path, path.with_suffix(".bin")]
     if fmt == "openvino":
         path = openvino_from_onnx(onnx_path, out_dir / f"{stem}.xml")
         onnx_path.unlink()
@@ -170,24 +183,3 @@ def _agreement(spec: ExportSpec, refs, gots, frame_hw) -> tuple[int, int]:
                 ok &= cos >= 0.99
         agreed += int(ok)
     return agreed, len(refs)
-
-
-def match_detections(ref_boxes, ref_scores, boxes, scores, iou: float = MATCH_IOU,
-                     score_tol: float = MATCH_SCORE) -> int:
-    """How many reference detections have their own detection in the other set: IoU at least
-    ``iou`` and score within ``score_tol`` (greedy, best reference score first)."""
-    from torchvision.ops import box_iou
-
-    if len(ref_scores) == 0 or len(scores) == 0:
-        return 0
-    ious = box_iou(torch.as_tensor(ref_boxes, dtype=torch.float32),
-                   torch.as_tensor(boxes, dtype=torch.float32)).numpy()
-    used: set[int] = set()
-    matched = 0
-    for i in np.argsort(-np.asarray(ref_scores)):
-        cands = [j for j in np.argsort(-ious[i]) if j not in used and ious[i, j] >= iou
-                 and abs(float(scores[j]) - float(ref_scores[i])) <= score_tol]
-        if cands:
-            used.add(cands[0])
-            matched += 1
-    return matched

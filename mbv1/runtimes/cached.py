@@ -6,12 +6,19 @@ deleted, never used), then run by ONNX Runtime or OpenVINO. Behind ``--backend``
 ``auto`` (the default) takes, on the CPU, the first runtime of :data:`AUTO_ORDER` that is
 installed and passes its check, else eager PyTorch with a one-line note; on CUDA it is eager
 PyTorch (the exported runtimes here are CPU builds).
+
+With an :class:`Int8Plan` (the detectors give one) OpenVINO also quantizes the model to int8
+(NNCF, calibrated on the plan's real inputs) once, runs the plan's accuracy gate on held-out
+frames and keeps the verdict beside the file (``*.gate.json``): ``precision="auto"`` runs int8
+when the gate passes, fp32 otherwise (with one line naming the figure).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +26,33 @@ import torch
 
 from mbv1.errors import MBV1Error
 
-__all__ = ["AUTO_ORDER", "BACKENDS", "ExportedModule", "FastForward", "TupleOutputs", "file_key", "input_shape",
-           "runtime_for"]
+__all__ = ["AUTO_ORDER", "BACKENDS", "PRECISIONS", "ExportedModule", "FastForward", "Int8Plan",
+           "TupleOutputs", "file_key", "input_shape", "runtime_for"]
 
 BACKENDS = ("auto", "eager", "onnxruntime", "openvino")
 # auto: the fastest runtime measured here (benchmarks/runtimes.py, 2 threads: the face model
 # OpenVINO 51.8 ms, ONNX Runtime 91.2, eager 96.6; MobileNetV1 α=1 batch 1: 10.3 / 13.8 / 21.6).
 AUTO_ORDER = ("openvino", "onnxruntime")
 EXPORT_RTOL = 1e-3  # max abs diff ≤ EXPORT_RTOL · max(1, max |output|) (measured ~1e-5)
+PRECISIONS = ("auto", "fp32", "int8")
+
+
+@dataclass
+class Int8Plan:
+    """How to make and judge an int8 model: ``calibration()`` gives real model inputs,
+    ``gate(run)`` runs ``run`` (numpy in, numpy outputs) on held-out frames and returns
+    ``(agreed, total)`` against fp32; ``key`` names the calibration set (part of the int8
+    file's cache key), ``gate_key`` what else the verdict depends on (e.g. the score threshold);
+    ``precision``: ``auto`` (int8 when ``agreed / total >= min_agreement``), ``int8`` (always)
+    or ``fp32`` (never)."""
+
+    calibration: Callable[[], list[torch.Tensor]]
+    gate: Callable[[Callable], tuple[int, int]]
+    key: str
+    gate_key: str = ""
+    precision: str = "auto"
+    min_agreement: float = 0.99
+    warn: Callable[[str], None] | None = None
 
 
 def export_cache() -> Path:
@@ -68,10 +94,11 @@ class ExportedModule:
 
     def __init__(self, module: torch.nn.Module, shape: tuple[int, int, int], outputs: list[str],
                  name: str, key: str, runtime: str = "openvino", batch: int | None = 1,
-                 threads: int | None = None):
+                 threads: int | None = None, int8: Int8Plan | None = None):
         if runtime not in AUTO_ORDER:
             raise MBV1Error(f"unknown runtime {runtime!r}: use one of {', '.join(AUTO_ORDER)}")
         self.runtime, self.outputs = runtime, outputs
+        self.precision, self.gate = "fp32", None
         digest = hashlib.sha256(f"{key}:{shape}:{batch}:{outputs}".encode()).hexdigest()[:16]
         onnx_path = export_cache() / f"{name}-{'x'.join(map(str, shape))}-{digest}.onnx"
         path = onnx_path.with_suffix(".xml") if runtime == "openvino" else onnx_path
@@ -85,6 +112,54 @@ class ExportedModule:
                       path.with_name(path.name + ".checked")):
                 p.unlink(missing_ok=True)
             self._load(module, shape, batch, onnx_path, path, threads)
+        if int8 is not None and int8.precision != "fp32" and runtime == "openvino":
+            try:
+                self._int8(module, shape, batch, onnx_path, path, threads, int8)
+            except (ImportError, RuntimeError, MBV1Error) as e:  # fp32 still runs
+                for p in path.parent.glob(f"{path.stem}-int8-*"):  # made anew next time
+                    p.unlink(missing_ok=True)
+                if int8.precision == "int8":
+                    raise MBV1Error(f"--precision int8: quantizing {name} failed: {e}") from None
+                if int8.warn:
+                    int8.warn(f"int8 not taken: quantizing {name} failed ({e}); running fp32")
+
+    def _int8(self, module, shape, batch, onnx_path: Path, path: Path, threads,
+              plan: Int8Plan) -> None:
+        """Quantize (once), gate (once, the verdict kept in ``*.gate.json``) and run int8 when
+        the plan's precision and the gate say so."""
+        from mbv1.runtimes.quantize import quantize_openvino
+        from mbv1.runtimes.runners import OpenVinoRunner
+
+        tag = hashlib.sha256(plan.key.encode()).hexdigest()[:8]
+        q = path.with_name(f"{path.stem}-int8-{tag}.xml")
+        gate_tag = hashlib.sha256(f"{plan.key}:{plan.gate_key}".encode()).hexdigest()[:8]
+        record = q.with_name(f"{q.stem}-{gate_tag}.gate.json")
+        gate = json.loads(record.read_text()) if record.exists() else None
+        if gate is None or (not q.exists() and (gate["passed"] or plan.precision == "int8")):
+            if not q.exists():
+                if not onnx_path.exists():
+                    from mbv1.runtimes.onnx_file import export_onnx
+
+                    export_onnx(module, shape, self.outputs, onnx_path, batch=batch)
+                quantize_openvino(onnx_path, q, plan.calibration())
+            agreed, total = plan.gate(OpenVinoRunner(q, threads))
+            agreement = agreed / total if total else 1.0
+            gate = {"agreed": agreed, "total": total, "agreement": agreement,
+                    "min_agreement": plan.min_agreement,
+                    "passed": agreement >= plan.min_agreement, "calibration": plan.key}
+            tmp = record.with_name(f".{record.name}.tmp")
+            tmp.write_text(json.dumps(gate, indent=1))
+            tmp.replace(record)
+        self.gate = gate
+        figure = (f"{100 * gate['agreement']:.1f}% ({gate['agreed']}/{gate['total']}) of fp32's "
+                  f"detections on held-out frames, gate {100 * gate['min_agreement']:.0f}%")
+        if gate["passed"] or plan.precision == "int8":
+            self.runner, self.precision = OpenVinoRunner(q, threads), "int8"
+            if plan.warn and not gate["passed"]:
+                plan.warn(f"--precision int8: int8 agrees on {figure}, under the gate")
+        elif plan.warn:
+            plan.warn(f"int8 not taken: it agrees on {figure}; running fp32 "
+                      "(--precision int8 forces it)")
 
     def _load(self, module, shape, batch, onnx_path: Path, path: Path, threads) -> None:
         from mbv1.runtimes.onnx_file import export_onnx, openvino_from_onnx
@@ -157,8 +232,8 @@ def _as_tuple(out) -> tuple[torch.Tensor, ...]:
 
 def runtime_for(module: torch.nn.Module, shape: tuple[int, int, int], outputs: list[str],
                 name: str, key: str, backend: str = "auto", device: str | torch.device = "cpu",
-                batch: int | None = 1, warn: Callable[[str], None] | None = None
-                ) -> ExportedModule | None:
+                batch: int | None = 1, warn: Callable[[str], None] | None = None,
+                int8: Int8Plan | None = None) -> ExportedModule | None:
     """The :class:`ExportedModule` ``backend`` asks for, or ``None`` for eager PyTorch (asked,
     on CUDA, or ``auto`` with no runtime that passed; then ``warn`` gets one line).
 
@@ -177,7 +252,7 @@ def runtime_for(module: torch.nn.Module, shape: tuple[int, int, int], outputs: l
     tried = []
     for runtime in AUTO_ORDER if backend == "auto" else (backend,):
         try:
-            return ExportedModule(module, shape, outputs, name, key, runtime, batch)
+            return ExportedModule(module, shape, outputs, name, key, runtime, batch, int8=int8)
         except ImportError as e:
             if backend != "auto":
                 raise MBV1Error(f"--backend {backend}: {e.name or runtime} is not installed "
