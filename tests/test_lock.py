@@ -33,7 +33,15 @@ def locked_versions(text: str) -> dict[str, str]:
 
 
 def installed_versions() -> dict[str, str]:
-    return {_canonical(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    """What the environment installed: the distributions of its site-packages. Libraries that
+    vendor packages can put their ``_vendor`` folder on ``sys.path`` (setuptools does when
+    imported, e.g. by ``torch.utils.cpp_extension`` under NNCF); those copies are not installed
+    packages, so one metadata search over ``site.getsitepackages()`` decides."""
+    import site
+
+    paths = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    return {_canonical(d.metadata["Name"]): d.version
+            for d in metadata.distributions(path=paths)}
 
 
 def drift(locked: dict[str, str], installed: dict[str, str]) -> list[str]:

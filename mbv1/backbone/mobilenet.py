@@ -77,7 +77,54 @@ class FeatureInfo:
     stride: int
 
 
-class MobileNetV1(nn.Module):
+class MobileNetBody(nn.Module):
+    """What every mbv1 body shares: named taps (``feature_info``, ``tap_names``), its blocks in
+    order (``blocks()``, defined by each body), pooled classifier head, weight init."""
+
+    feature_info: list[FeatureInfo]
+    num_features: int
+
+    @property
+    def tap_names(self) -> list[str]:
+        return [f.name for f in self.feature_info]
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the FC with a fresh one for ``num_classes`` (0 removes it)."""
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        if num_classes:
+            nn.init.normal_(self.fc.weight, 0, 0.01)
+            nn.init.zeros_(self.fc.bias)
+
+    def blocks(self) -> list[tuple[str, nn.Module]]:
+        """The body's layers in order, as (tap name, module)."""
+        raise NotImplementedError
+
+    def forward_body(self, x: torch.Tensor) -> torch.Tensor:
+        for _, block in self.blocks():
+            x = block(x)
+        return x
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(x).flatten(1)
+        return self.fc(self.dropout(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_body(x))
+
+
+class MobileNetV1(MobileNetBody):
     """The MobileNetV1 body plus an optional ImageNet-style classifier.
 
     Args:
@@ -130,29 +177,6 @@ class MobileNetV1(nn.Module):
         self.fc: nn.Module = nn.Linear(channels, num_classes) if num_classes else nn.Identity()
         self._init_weights()
 
-    @property
-    def tap_names(self) -> list[str]:
-        return [f.name for f in self.feature_info]
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the FC with a fresh one for ``num_classes`` (0 removes it)."""
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-        if num_classes:
-            nn.init.normal_(self.fc.weight, 0, 0.01)
-            nn.init.zeros_(self.fc.bias)
-
     def blocks(self) -> list[tuple[str, nn.Module]]:
         """The body's layers in order, as (tap name, module)."""
         return [(name, getattr(self, name)) for name in self.tap_names]
@@ -171,17 +195,6 @@ class MobileNetV1(nn.Module):
                 out[name] = x
         return out
 
-    def forward_body(self, x: torch.Tensor) -> torch.Tensor:
-        for _, block in self.blocks():
-            x = block(x)
-        return x
-
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(x).flatten(1)
-        return self.fc(self.dropout(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_body(x))
 
 
 def backbone_config(model: dict) -> BackboneConfig:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from mbv1.backbone.layers import ConvBNAct
-from mbv1.backbone.mobilenet import BackboneConfig, FeatureInfo
+from mbv1.backbone.mobilenet import BackboneConfig, FeatureInfo, MobileNetBody
 
 # Table 2 of Sandler et al.: (expansion t, output channels c, repeats n, first stride s).
 BODY_V2: tuple[tuple[int, int, int, int], ...] = (
@@ -71,7 +71,7 @@ class InvertedResidual(nn.Module):
         return self.rest(x, self.expansion(x))
 
 
-class MobileNetV2(nn.Module):
+class MobileNetV2(MobileNetBody):
     """The MobileNetV2 body plus an optional ImageNet-style classifier.
 
     Args:
@@ -120,29 +120,6 @@ class MobileNetV2(nn.Module):
         self.fc: nn.Module = nn.Linear(head, num_classes) if num_classes else nn.Identity()
         self._init_weights()
 
-    @property
-    def tap_names(self) -> list[str]:
-        return [f.name for f in self.feature_info]
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace the FC with a fresh one for ``num_classes`` (0 removes it)."""
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-        if num_classes:
-            nn.init.normal_(self.fc.weight, 0, 0.01)
-            nn.init.zeros_(self.fc.bias)
-
     def blocks(self) -> list[tuple[str, nn.Module]]:
         """The body's layers in order, as (name, module); expansion taps are inside blocks."""
         names = [n for n in self.tap_names if not n.endswith(".expand")]
@@ -172,15 +149,3 @@ class MobileNetV2(nn.Module):
             if name in wanted:
                 out[name] = x
         return out
-
-    def forward_body(self, x: torch.Tensor) -> torch.Tensor:
-        for _, block in self.blocks():
-            x = block(x)
-        return x
-
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(x).flatten(1)
-        return self.fc(self.dropout(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_body(x))
