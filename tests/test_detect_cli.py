@@ -169,3 +169,13 @@ def test_coco_predictions_json_uses_coco_category_ids(tmp_path, coco_weights):
     assert ev.stats[1] > 0.99  # AP50: the same boxes
     r = mbv1("detect", src, "--project", tmp_path / "runs", "--classes", "persn")
     assert r.returncode == 2 and "did you mean 'person'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_demo_runs_the_coco_model(tmp_path, coco_weights, carphone):
+    """The README's first command ends in `mbv1 demo` (here on the short carphone clip)."""
+    r = mbv1("demo", carphone, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "SSDLite-MobileNetV2 COCO detector" in r.stdout and "Traceback" not in r.stderr
+    assert (tmp_path / "runs/detect/demo/carphone_pristine.mp4").stat().st_size > 0
+    lines = (tmp_path / "runs/detect/demo/carphone_pristine.jsonl").read_text().splitlines()
+    assert len(lines) == 120

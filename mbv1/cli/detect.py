@@ -120,4 +120,4 @@ def run_demo(source: str | None = None) -> None:
 
     source = source or str(assets.path(*DEMO_VIDEO))
     common.console().print(f"[bold]mbv1 demo[/]: SSDLite-MobileNetV2 COCO detector on {source}")
-    detect(source, name="demo")
+    detect(source, name="demo", device=common.device_option("auto"))

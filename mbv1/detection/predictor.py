@@ -103,7 +103,9 @@ class Detector:
     def __init__(self, checkpoint: str | Path, device: str = "cpu", backend: str = "auto",
                  resolution: int | None = None, post: PostprocessConfig | None = None,
                  warn=None, precision: str = "fp32"):
-        self.device = torch.device(device)
+        from mbv1.devices import resolve_device
+
+        self.device = resolve_device(device) if device == "auto" else torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise MBV1Error("--device cuda asked for, but PyTorch sees no CUDA GPU here: use --device cpu")
         model, self.meta = load_ssd(checkpoint)

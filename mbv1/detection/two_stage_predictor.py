@@ -46,7 +46,9 @@ class TwoStageDetector:
                  warn=None):
         if backend not in ("auto", "eager"):
             raise MBV1Error(f"--backend {backend}: {EXPORT_NOTE}; use --backend eager or auto")
-        self.device = torch.device(device)
+        from mbv1.devices import resolve_device
+
+        self.device = resolve_device(device) if device == "auto" else torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise MBV1Error("--device cuda asked for, but PyTorch sees no CUDA GPU here: use --device cpu")
         loaded = load_model(checkpoint, "detection", build_model)
