@@ -149,17 +149,25 @@ def test_missing_data_and_sync_bn_on_cpu(digits, tmp_path):
         train(Classification, tiny(digits, tmp_path, "train.batch_size=64"), tty=False)
 
 
-def test_bad_image_in_a_run_is_skipped_by_name_or_stops_it(digits, tmp_path, capfd):
+def test_bad_image_in_a_run_is_skipped_by_name_or_stops_it(digits, tmp_path):
+    """With a DataLoader worker process, run by the CLI in a child process: a native crash of
+    a forked loader worker in this long-lived pytest process (seen on 3 of 5 full CI runs, here
+    only, never alone) stays a test result, not a dead xdist worker."""
     import shutil
+
+    from tests.test_cli import mbv1
 
     data = tmp_path / "d"
     shutil.copytree(digits, data)
     bad = sorted((data / "train" / "3").iterdir())[0]
     bad.write_bytes(b"broken")
-    # one loader worker, and the rich progress bar (tty=True)
-    train(Classification, tiny(data, tmp_path / "a", "train.workers=1", epochs=1), tty=True)
-    assert f"skipping cannot read image {bad}" in capfd.readouterr().err
-    with pytest.raises(MBV1Error) as e:
-        train(Classification, tiny(data, tmp_path / "b", "train.workers=1",
-                                   "data.on_bad_image=fail", epochs=1), tty=False)
-    assert str(bad) in str(e.value) and "\n" not in str(e.value)  # one line, from the worker
+    sets = [a for kv in [*FAST, "train.workers=1", "train.epochs=1"] for a in ("--set", kv)]
+    r = mbv1("train", "classification", "--data", data, *sets, "--set",
+             f"run.project={tmp_path / 'a'}", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f"skipping cannot read image {bad}" in " ".join(r.stderr.split())
+    r = mbv1("train", "classification", "--data", data, *sets, "--set",
+             f"run.project={tmp_path / 'b'}", "--set", "data.on_bad_image=fail", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    err = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and str(bad) in " ".join(r.stderr.split())  # one line, from the worker
