@@ -152,3 +152,17 @@ def synthetic_face_cache(root: Path):
     np.savez(c.root / "targets-emb-facenet.npz", ids=ids,
              embedding=np.stack([emb, emb], 1).astype(np.float32))
     return c
+
+
+def randomise_bn(model) -> None:
+    """Non-trivial BatchNorm statistics and affine parameters (seeded): a converter test then
+    compares more than identity BatchNorms."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)

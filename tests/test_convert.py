@@ -9,25 +9,16 @@ from mbv1.backbone.convert import from_keras, from_tf_slim, from_timm
 from mbv1.backbone.peers import convert_file, model_from_state
 from mbv1.checkpoint import load_checkpoint
 from mbv1.errors import MBV1Error
+from tests.conftest import randomise_bn
 
 timm = pytest.importorskip("timm")
-
-
-def _randomise_bn(model):
-    g = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
 
 
 @pytest.mark.parametrize("name", ["mobilenetv1_100", "mobilenetv1_125"])
 def test_timm_equivalence(name):
     torch.manual_seed(0)
     ref = timm.create_model(name, pretrained=False).eval()
-    _randomise_bn(ref)
+    randomise_bn(ref)
     state, kw = from_timm(ref.state_dict())
     ours = model_from_state(state, kw).eval()
     assert ours.config.alpha == {"mobilenetv1_100": 1.0, "mobilenetv1_125": 1.25}[name]
@@ -64,7 +55,7 @@ def _to_tf(model: MobileNetV1, prefix="MobilenetV1/"):
 def test_tf_slim_names_round_trip():
     torch.manual_seed(0)
     src = MobileNetV1(alpha=0.5, num_classes=12, padding="same").eval()
-    _randomise_bn(src)
+    randomise_bn(src)
     state, kw = from_tf_slim(_to_tf(src), drop_background=True)
     assert kw["padding"] == "same"
     ours = model_from_state(state, {**kw, "bn_eps": src.config.bn_eps}).eval()

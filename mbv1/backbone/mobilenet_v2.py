@@ -112,13 +112,7 @@ class MobileNetV2(MobileNetBody):
         head = make_divisible(HEAD_CHANNELS_V2 * alpha) if alpha > 1 else HEAD_CHANNELS_V2
         self.conv_head = ConvBNAct(channels, head, 1, cost_type="pointwise", **kw)
         infos.append(FeatureInfo("conv_head", head, stride))
-        self.feature_info: list[FeatureInfo] = infos
-        self.num_features = head
-        self.num_classes = num_classes
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(dropout)
-        self.fc: nn.Module = nn.Linear(head, num_classes) if num_classes else nn.Identity()
-        self._init_weights()
+        self._finish(infos, num_classes, dropout)
 
     def blocks(self) -> list[tuple[str, nn.Module]]:
         """The body's layers in order, as (name, module); expansion taps are inside blocks."""

@@ -58,6 +58,12 @@ def leave_cores_to_runtimes(*backends: str) -> None:
         torch.set_num_threads(1)
 
 
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    int8 = "int8"
+
+
 class Backend(str, Enum):
     auto = "auto"
     eager = "eager"

@@ -12,12 +12,6 @@ import typer
 from mbv1.cli import common
 
 
-class Precision(str, Enum):
-    auto = "auto"
-    fp32 = "fp32"
-    int8 = "int8"
-
-
 class Model(str, Enum):
     coco = "coco"
     face = "face"
@@ -41,7 +35,7 @@ def detect(
     no_save: Annotated[bool, typer.Option("--no-save", help="Do not write annotated output or predictions.")] = False,
     device: common.DeviceOpt = "auto",
     backend: Annotated[common.Backend, typer.Option(help=common.BACKEND_HELP)] = common.Backend.auto,
-    precision: Annotated[Precision, typer.Option(help="On OpenVINO: auto (int8 when it reproduces fp32's detections on held-out real frames at least 99% of the time, else fp32 with a note), fp32, or int8 (forced).")] = Precision.auto,
+    precision: Annotated[common.Precision, typer.Option(help="On OpenVINO: auto (int8 when it reproduces fp32's detections on held-out real frames at least 99% of the time, else fp32 with a note), fp32, or int8 (forced).")] = common.Precision.auto,
     project: Annotated[Path, typer.Option(help="Parent folder of run folders.")] = Path("runs/detect"),
     name: Annotated[str, typer.Option(help="Run folder name (auto-suffixed: predict-2, …).")] = "predict",
     exist_ok: Annotated[bool, typer.Option("--exist-ok", help="Reuse the run folder.")] = False,
