@@ -135,7 +135,8 @@ class DetectionTask(Task):
         super().__init__(cfg, device)
         self._anchor_cache: dict = {}
         self.val_split = "val"
-        self.adopted = adopt_init_architecture(cfg)
+        self.init_meta = init_meta(cfg.model.init)  # read once: adopted now, class rows later
+        self.adopted = adopt_init_architecture(cfg, self.init_meta)
 
     # -- data ----------------------------------------------------------------------------
     def _paths(self) -> tuple[tuple[Path, Path], tuple[Path, Path] | None]:
@@ -277,8 +278,7 @@ class DetectionTask(Task):
 
         if not isinstance(model, SSD):
             return []
-        source = init_meta(self.cfg.model.init)
-        return model.load_class_rows(init.state, source.get("labels") or [], self.labels)
+        return model.load_class_rows(init.state, self.init_meta.get("labels") or [], self.labels)
 
     def cost_forward(self):
         if self.is_faster_rcnn:  # the box classifier once per proposal

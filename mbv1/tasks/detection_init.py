@@ -33,21 +33,13 @@ def init_meta(init: str | None) -> dict:
     return dict(ckpt.get("meta") or {}) if ckpt.get("task") == "detection" else {}
 
 
-def init_ssd_config(init: str | None) -> dict | None:
-    """``meta["ssd"]`` of the detection checkpoint ``model.init`` names, or None."""
-    ssd = init_meta(init).get("ssd")
-    return ssd if isinstance(ssd, dict) else None
-
-
-def adopt_init_architecture(cfg) -> list[str]:
+def adopt_init_architecture(cfg, meta: dict) -> list[str]:
     """With ``model.init`` a detection checkpoint, every SSD setting its weights fix and the
     user did not set takes the checkpoint's value (the COCO SSDLite: MobileNetV2, SSDLite
-    heads, TF padding, its anchor order), so its body, extras and box predictors load. Returns
-    the ``key=value`` settings taken."""
-    if cfg.model.framework != "ssd":
-        return []
-    ssd = init_ssd_config(cfg.model.init)
-    if not ssd:
+    heads, TF padding, its anchor order), so its body, extras and box predictors load. ``meta``:
+    the init's (:func:`init_meta`). Returns the ``key=value`` settings taken."""
+    ssd = meta.get("ssd")
+    if cfg.model.framework != "ssd" or not isinstance(ssd, dict):
         return []
     taken = []
     anchors = {f"ssd.{k}": v for k, v in (ssd.get("anchors") or {}).items()}
