@@ -198,6 +198,17 @@ def run_with_progress(label: str, fn):
         return fn(progress)
 
 
+def print_int8(model, verb: str, what: str, c=None) -> None:
+    """The line that says a model runs int8, with its gate's figure (nothing when fp32: the
+    refusal is the model's own ``warn`` line). On stderr unless ``c`` is given."""
+    gate = getattr(model, "int8_gate", None)
+    if gate and getattr(model, "precision", "fp32") == "int8":
+        (c or err_console()).print(
+            f"int8: it {verb} {100 * gate['agreement']:.1f}% ({gate['agreed']}/{gate['total']}) "
+            f"{what} (gate {100 * gate['min_agreement']:.0f}%; --precision fp32 to run fp32)",
+            markup=False, soft_wrap=True)
+
+
 def print_speed(result, detector) -> None:
     """The closing lines of ``detect``: counts, where the output is, ms per stage."""
     c = console()
@@ -205,11 +216,7 @@ def print_speed(result, detector) -> None:
     c.print(f"{result.frames} frames, {result.detections} detections "
             f"({detector.backend}{' int8' if getattr(detector, 'precision', 'fp32') == 'int8' else ''}, "
             f"{detector.pre.input_size}x{detector.pre.input_size}, {detector.device})")
-    gate = getattr(detector, "int8_gate", None)
-    if gate and getattr(detector, "precision", "fp32") == "int8":
-        c.print(f"int8: it reproduces {100 * gate['agreement']:.1f}% ({gate['agreed']}/"
-                f"{gate['total']}) of fp32's detections on held-out real frames (gate "
-                f"{100 * gate['min_agreement']:.0f}%; --precision fp32 to run fp32)")
+    print_int8(detector, "reproduces", "of fp32's detections on held-out real frames", c)
     if result.video:
         c.print(f"annotated video: {result.video}")
     if result.predictions:

@@ -120,13 +120,9 @@ class Detector:
         self.model = fuse_bn(model).to(self.device, memory_format=torch.channels_last)
         s = self.pre.input_size
         self.anchors = self.model.anchors_for(s, s, self.device)
-        from mbv1.runtimes.cached import PRECISIONS, file_key, runtime_for
+        from mbv1.runtimes.cached import check_precision, file_key, runtime_for
 
-        if precision not in PRECISIONS:
-            raise MBV1Error(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
-        if precision == "int8" and (backend not in ("auto", "openvino") or self.device.type != "cpu"):
-            raise MBV1Error("--precision int8 runs on OpenVINO on the CPU: use --backend "
-                            "openvino (or auto) and --device cpu")
+        check_precision(precision, backend, self.device)
         self._exported = runtime_for(self.model, (3, s, s), ["box_codes", "class_logits"],
                                      self.checkpoint.stem, file_key(self.checkpoint), backend,
                                      self.device, batch=1, warn=warn,

@@ -7,10 +7,11 @@ deleted, never used), then run by ONNX Runtime or OpenVINO. Behind ``--backend``
 installed and passes its check, else eager PyTorch with a one-line note; on CUDA it is eager
 PyTorch (the exported runtimes here are CPU builds).
 
-With an :class:`Int8Plan` (the detectors give one) OpenVINO also quantizes the model to int8
-(NNCF, calibrated on the plan's real inputs) once, runs the plan's accuracy gate on held-out
-frames and keeps the verdict beside the file (``*.gate.json``): ``precision="auto"`` runs int8
-when the gate passes, fp32 otherwise (with one line naming the figure).
+With an :class:`Int8Plan` (the detectors and the classifier give one) OpenVINO also quantizes
+the model to int8 (NNCF, calibrated on the plan's real inputs) once, runs the plan's accuracy
+gate on held-out frames and keeps the verdict beside the file (``*.gate.json``):
+``precision="auto"`` runs int8 when the gate passes, fp32 otherwise (with one line naming the
+figure).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch
 from mbv1.errors import MBV1Error
 
 __all__ = ["AUTO_ORDER", "BACKENDS", "PRECISIONS", "ExportedModule", "FastForward", "Int8Plan",
-           "TupleOutputs", "file_key", "input_shape", "runtime_for"]
+           "TupleOutputs", "check_precision", "file_key", "input_shape", "runtime_for"]
 
 BACKENDS = ("auto", "eager", "onnxruntime", "openvino")
 # auto: the fastest runtime measured here (benchmarks/runtimes.py, 2 threads: the face model
@@ -41,10 +42,10 @@ PRECISIONS = ("auto", "fp32", "int8")
 class Int8Plan:
     """How to make and judge an int8 model: ``calibration()`` gives real model inputs,
     ``gate(run)`` runs ``run`` (numpy in, numpy outputs) on held-out frames and returns
-    ``(agreed, total)`` against fp32; ``key`` names the calibration set (part of the int8
-    file's cache key), ``gate_key`` what else the verdict depends on (e.g. the score threshold);
-    ``precision``: ``auto`` (int8 when ``agreed / total >= min_agreement``), ``int8`` (always)
-    or ``fp32`` (never)."""
+    ``(agreed, total)`` against fp32 (``what``: of what, for the verdict's line); ``key``
+    names the calibration set (part of the int8 file's cache key), ``gate_key`` what else the
+    verdict depends on (e.g. the score threshold); ``precision``: ``auto`` (int8 when
+    ``agreed / total >= min_agreement``), ``int8`` (always) or ``fp32`` (never)."""
 
     calibration: Callable[[], list[torch.Tensor]]
     gate: Callable[[Callable], tuple[int, int]]
@@ -53,6 +54,16 @@ class Int8Plan:
     precision: str = "auto"
     min_agreement: float = 0.99
     warn: Callable[[str], None] | None = None
+    what: str = "fp32's detections on held-out frames"
+
+
+def check_precision(precision: str, backend: str, device: torch.device) -> None:
+    """Raise on a ``--precision`` that is unknown, or ``int8`` where it cannot run."""
+    if precision not in PRECISIONS:
+        raise MBV1Error(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
+    if precision == "int8" and (backend not in ("auto", "openvino") or device.type != "cpu"):
+        raise MBV1Error("--precision int8 runs on OpenVINO on the CPU: use --backend "
+                        "openvino (or auto) and --device cpu")
 
 
 def export_cache() -> Path:
@@ -151,8 +162,8 @@ class ExportedModule:
             tmp.write_text(json.dumps(gate, indent=1))
             tmp.replace(record)
         self.gate = gate
-        figure = (f"{100 * gate['agreement']:.1f}% ({gate['agreed']}/{gate['total']}) of fp32's "
-                  f"detections on held-out frames, gate {100 * gate['min_agreement']:.0f}%")
+        figure = (f"{100 * gate['agreement']:.1f}% ({gate['agreed']}/{gate['total']}) of "
+                  f"{plan.what}, gate {100 * gate['min_agreement']:.0f}%")
         if gate["passed"] or plan.precision == "int8":
             self.runner, self.precision = OpenVinoRunner(q, threads), "int8"
             if plan.warn and not gate["passed"]:
@@ -275,15 +286,19 @@ class FastForward:
 
     Attributes:
         backend: ``openvino``, ``onnxruntime`` or ``eager``.
+        precision: ``int8`` when ``int8`` (an :class:`Int8Plan`) was taken, else ``fp32``.
+        gate: the int8 gate's verdict, when there was one.
     """
 
     def __init__(self, module: torch.nn.Module, shape: tuple[int, int, int], outputs: list[str],
                  name: str, key: str, backend: str = "auto", device: str | torch.device = "cpu",
-                 warn: Callable[[str], None] | None = None):
+                 warn: Callable[[str], None] | None = None, int8: Int8Plan | None = None):
         self.module = module.eval()
         self.exported = runtime_for(module, shape, outputs, name, key, backend, device,
-                                    batch=None, warn=warn)
+                                    batch=None, warn=warn, int8=int8)
         self.backend = self.exported.runtime if self.exported else "eager"
+        self.precision = self.exported.precision if self.exported else "fp32"
+        self.gate = self.exported.gate if self.exported else None
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if self.exported is not None:
