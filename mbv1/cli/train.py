@@ -42,6 +42,7 @@ def train(
     seed: Annotated[int | None, typer.Option(help="train.seed")] = None,
     deterministic: Annotated[bool, typer.Option("--deterministic", help="Deterministic algorithms (train.deterministic).")] = False,
     init: Annotated[str | None, typer.Option(help="Start from these weights (model.init): mbv1 checkpoint or run, timm/TF-slim/Keras file.")] = None,
+    teacher: Annotated[str | None, typer.Option(help="detection: distil this detector (coco-ssdlite, face-ssd or a checkpoint) on the unlabelled photos and videos of --data (default: the embedded real clips and photos) (distill.teacher).")] = None,
 ):
     """Train a task with the shared engine; `torchrun --nproc_per_node=N -m mbv1 train ...` for DDP."""
     from mbv1 import engine
@@ -51,7 +52,7 @@ def train(
     options = {"data.path": data, "run.name": name, "train.device": device, "train.epochs": epochs,
                "train.batch_size": batch_size, "model.alpha": alpha, "model.resolution": resolution,
                "train.workers": workers, "train.seed": seed, "model.init": init,
-               "train.deterministic": True if deterministic else None}
+               "train.deterministic": True if deterministic else None, "distill.teacher": teacher}
     overrides = list(set_ or [])
     if resume is not None:
         if config is not None:

@@ -158,6 +158,9 @@ class CocoDetection(torch.utils.data.Dataset):
         on_bad_image: ``skip`` (report the unreadable image once, the item is ``None``, which
             :func:`collate` drops) or ``fail``.
         image_ids: use only these images of the file (a held-out split); default all.
+        soft: read each annotation's ``soft`` list (a teacher's score of every class at that
+            box: detector distillation, :mod:`mbv1.detection.distill_data`) into the items'
+            ``soft`` ``[K, num_classes]``.
 
     ``ds[i]`` is a dict: ``image`` float32 ``[3, H, W]`` normalised, ``boxes`` float32
     ``[K, 4]`` normalised xyxy in ``image``, ``labels`` int64 ``[K]`` (1-based), ``image_id``
@@ -168,10 +171,11 @@ class CocoDetection(torch.utils.data.Dataset):
                  transform: Transform | None = None,
                  mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5),
                  category_ids: Sequence[int] | None = None, seed: int | None = None,
-                 on_bad_image: str = "fail", image_ids: Sequence[int] | None = None):
+                 on_bad_image: str = "fail", image_ids: Sequence[int] | None = None,
+                 soft: bool = False):
         if on_bad_image not in ("skip", "fail"):
             raise ValueError(f"on_bad_image must be skip or fail; got {on_bad_image!r}")
-        self.seed, self.epoch, self.on_bad_image = seed, 0, on_bad_image
+        self.seed, self.epoch, self.on_bad_image, self.soft = seed, 0, on_bad_image, soft
         self._reported: set[str] = set()
         self.annotation_file = Path(annotation_file)
         self.image_dir = Path(image_dir)
@@ -191,6 +195,7 @@ class CocoDetection(torch.utils.data.Dataset):
         if unknown:
             raise MBV1Error(f"{self.annotation_file} has no image with id {unknown[0]}")
         self._check_images()
+        self._soft: dict[int, np.ndarray] = {}
         self._targets = [self._targets_of(i) for i in self.image_ids]
         self.num_dropped = sum(d for _, _, d in self._targets)
         if self.num_dropped:
@@ -235,10 +240,17 @@ class CocoDetection(torch.utils.data.Dataset):
             if a["category_id"] not in self._label_of:
                 raise MBV1Error(f"{self.annotation_file}: annotation {a.get('id')} has category "
                                 f"{a['category_id']}, not one of {self.category_ids}")
+            if self.soft and len(a.get("soft") or ()) != self.num_classes:
+                raise MBV1Error(f"{self.annotation_file}: annotation {a.get('id')} has no 'soft' "
+                                f"list of {self.num_classes} class scores (teacher outputs); "
+                                "make the file again")
         if not anns:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.int64), 0
         xyxy, keep = clean_boxes([a["bbox"] for a in anns], info["width"], info["height"])
         labels = np.array([self._label_of[a["category_id"]] for a in anns], np.int64)
+        if self.soft:
+            soft = np.asarray([a["soft"] for a in anns], np.float32)[keep]
+            self._soft[image_id] = soft
         return xyxy[keep], labels[keep], int((~keep).sum())
 
     def __len__(self) -> int:
@@ -262,18 +274,26 @@ class CocoDetection(torch.utils.data.Dataset):
         if (w, h) != (info["width"], info["height"]):  # the file disagrees with the JSON
             boxes = boxes * np.array([w / info["width"], h / info["height"]] * 2, np.float32)
         boxes, labels = boxes.copy(), labels.copy()
+        soft = self._soft.get(image_id, np.zeros((len(labels), self.num_classes), np.float32))
         if self.transform is not None:
             from mbv1.seeding import sample_seed
 
             seed = None if self.seed is None else sample_seed(self.seed, self.epoch, index)
-            image, boxes, labels = self.transform(image, boxes, labels, seed)
+            # the transform drops boxes: it carries their indices, which pick labels and soft
+            image, boxes, kept = self.transform(image, boxes, np.arange(len(labels)), seed)
+            kept = np.asarray(kept, np.int64).reshape(-1)
+            labels, soft = labels[kept], soft[kept]
         th, tw = image.shape[:2]
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4) / np.array([tw, th, tw, th], np.float32)
         # numpy, not torch: no intra-op thread pool spinning in data-loader workers
         x = (image.transpose(2, 0, 1).astype(np.float32) / 255.0 - self.mean) / self.std
-        return {"image": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), "boxes": torch.from_numpy(boxes.clip(0.0, 1.0)),
+        item = {"image": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+                "boxes": torch.from_numpy(boxes.clip(0.0, 1.0)),
                 "labels": torch.from_numpy(np.asarray(labels, np.int64).reshape(-1)),
                 "image_id": int(image_id), "orig_size": (h, w)}
+        if self.soft:
+            item["soft"] = torch.from_numpy(np.ascontiguousarray(soft, np.float32))
+        return item
 
 
 def collate(samples: list[dict | None]) -> dict | None:
@@ -288,7 +308,10 @@ def collate(samples: list[dict | None]) -> dict | None:
     if len(sizes) > 1:
         raise MBV1Error(f"cannot batch images of different sizes {sorted(sizes)}: give the "
                         "dataset a resizing transform (mbv1.detection.augment)")
-    return {"image": torch.stack([s["image"] for s in samples]),
-            "boxes": [s["boxes"] for s in samples], "labels": [s["labels"] for s in samples],
-            "image_id": torch.tensor([s["image_id"] for s in samples], dtype=torch.long),
-            "orig_size": torch.tensor([s["orig_size"] for s in samples], dtype=torch.long)}
+    batch = {"image": torch.stack([s["image"] for s in samples]),
+             "boxes": [s["boxes"] for s in samples], "labels": [s["labels"] for s in samples],
+             "image_id": torch.tensor([s["image_id"] for s in samples], dtype=torch.long),
+             "orig_size": torch.tensor([s["orig_size"] for s in samples], dtype=torch.long)}
+    if all("soft" in s for s in samples):
+        batch["soft"] = [s["soft"] for s in samples]
+    return batch

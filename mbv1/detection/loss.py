@@ -11,7 +11,11 @@
   classification loss. TF also runs an NMS at IoU 0.99 over the candidates and caps them at
   3000 per image; neither changes the selection at SSD300's 1917 anchors in practice, so both
   are left out;
-* both sums normalised by the number of matched anchors in the batch, clamped to ≥ 1.
+* both sums normalised by the number of matched anchors in the batch, clamped to ≥ 1;
+* distillation (``soft_weight`` > 0 and a batch with ``soft``: the teacher's score of every class
+  at each target box): a matched anchor's class target is ``(1 − w)·one-hot + w·soft`` of its
+  box (sigmoid: per column; softmax: the soft row with background ``1 − Σ`` as a distribution),
+  Chen et al. 2017's soft targets on the anchors the hard boxes match.
 
 Everything is batched tensor work: no ``.item()``, no loop over anchors.
 """
@@ -37,6 +41,7 @@ class LossConfig:
     min_negatives: int = 0  # TF min_negatives_per_image
     loc_weight: float = 1.0
     cls_weight: float = 1.0
+    soft_weight: float = 0.0  # weight of the teacher's class scores in the matched anchors' targets
 
 
 def _as_lists(targets) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -74,17 +79,43 @@ def assign_targets(gt_boxes_xyxy: list[torch.Tensor], gt_labels: list[torch.Tens
     return codes, target_labels
 
 
+def assign_soft(soft: list[torch.Tensor], matches: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``[N, A, C]``: each matched anchor's row of its box's teacher class scores (zeros
+    elsewhere), from per-image ``[K_i, C]`` rows and :func:`match`'s ``[N, A]``."""
+    n, a = matches.shape
+    if max((s.shape[0] for s in soft), default=0) == 0:
+        return matches.new_zeros(n, a, num_classes, dtype=torch.float32)
+    rows = pad_sequence([s.to(matches.device, torch.float32) for s in soft], batch_first=True)
+    got = rows.gather(1, matches.clamp(min=0)[..., None].expand(n, a, rows.shape[-1]))
+    return torch.where((matches >= 0)[..., None], got, 0.0)
+
+
 def classification_loss(class_logits: torch.Tensor, target_labels: torch.Tensor,
-                        scoring: str) -> torch.Tensor:
+                        scoring: str, soft: torch.Tensor | None = None,
+                        soft_weight: float = 0.0) -> torch.Tensor:
     """Per-anchor classification loss ``[N, A]`` from logits ``[N, A, C+1]`` and labels
-    ``[N, A]`` (0 = background)."""
+    ``[N, A]`` (0 = background); ``soft [N, A, C]``: the teacher's class scores of each
+    anchor's target box (zeros where unmatched), mixed in with ``soft_weight``."""
     logits = class_logits.float()
-    if scoring == "sigmoid":
+    if scoring not in ("sigmoid", "softmax"):
+        raise ValueError(f"scoring must be 'sigmoid' or 'softmax', got {scoring!r}")
+    if soft is None or soft_weight <= 0:
+        if scoring == "softmax":
+            return F.cross_entropy(logits.transpose(1, 2), target_labels, reduction="none")
         one_hot = F.one_hot(target_labels, logits.shape[-1]).to(logits.dtype)
         return F.binary_cross_entropy_with_logits(logits, one_hot, reduction="none").sum(-1)
-    if scoring == "softmax":
-        return F.cross_entropy(logits.transpose(1, 2), target_labels, reduction="none")
-    raise ValueError(f"scoring must be 'sigmoid' or 'softmax', got {scoring!r}")
+    one_hot = F.one_hot(target_labels, logits.shape[-1]).to(logits.dtype)
+    soft = soft.to(logits.dtype).clamp(0.0, 1.0)
+    positive = (target_labels > 0)[..., None]
+    if scoring == "sigmoid":
+        row = F.pad(soft, (1, 0))  # background column 0, as the one-hot of a positive
+        target = torch.where(positive, (1 - soft_weight) * one_hot + soft_weight * row, one_hot)
+        return F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1)
+    total = soft.sum(-1, keepdim=True)
+    row = torch.cat([(1 - total).clamp(min=0.0), soft], -1)
+    row = row / row.sum(-1, keepdim=True).clamp(min=1e-6)
+    target = torch.where(positive, (1 - soft_weight) * one_hot + soft_weight * row, one_hot)
+    return -(target * F.log_softmax(logits, -1)).sum(-1)
 
 
 def hard_negative_mask(cls_loss: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
@@ -133,12 +164,16 @@ def ssd_loss(box_codes: torch.Tensor, class_logits: torch.Tensor, anchors: torch
     labels = [lb.to(device) for lb in labels]
     matches = match(boxes, anchors, config.matcher)  # [N, A]
     target_codes, target_labels = assign_targets(boxes, labels, anchors, matches)
+    soft = None
+    if config.soft_weight > 0 and isinstance(targets, dict) and targets.get("soft") is not None:
+        soft = assign_soft(targets["soft"], matches, class_logits.shape[-1] - 1)
     positive = matches >= 0
     negative = matches == BACKGROUND
 
     loc = F.smooth_l1_loss(box_codes.float(), target_codes.float(), reduction="none",
                            beta=1.0).sum(-1)  # [N, A]
-    cls = classification_loss(class_logits, target_labels, scoring)  # [N, A]
+    cls = classification_loss(class_logits, target_labels, scoring, soft,
+                              config.soft_weight)  # [N, A]
     keep = positive | hard_negative_mask(cls, positive, negative, config.neg_pos_ratio,
                                          config.min_negatives)
     num_pos = positive.sum().float()

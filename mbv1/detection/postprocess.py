@@ -34,7 +34,8 @@ def postprocess(box_codes: torch.Tensor, scores: torch.Tensor, anchors: torch.Te
 
     Returns:
         One dict per image: ``boxes_xyxy [K, 4]`` clipped to [0, 1], ``scores [K]``,
-        ``labels [K]`` (0-based class index), sorted by score.
+        ``labels [K]`` (0-based class index), ``anchors [K]`` (the anchor each detection was
+        decoded from: its row of ``scores`` is the model's full class belief), sorted by score.
     """
     boxes = decode(box_codes, anchors)  # [N, A, 4]; NMS on unclipped boxes, as TF and face-api
     num_classes = scores.shape[-1]
@@ -55,5 +56,5 @@ def postprocess(box_codes: torch.Tensor, scores: torch.Tensor, anchors: torch.Te
         groups = torch.zeros_like(labels) if cfg.agnostic else labels
         nms_keep = batched_nms(cand, top_scores, groups, cfg.iou)[: cfg.max_det]
         out.append({"boxes_xyxy": cand[nms_keep].clamp(0.0, 1.0), "scores": top_scores[nms_keep],
-                    "labels": labels[nms_keep]})
+                    "labels": labels[nms_keep], "anchors": anchor_idx[nms_keep]})
     return out

@@ -22,13 +22,16 @@ from mbv1.runtimes.cached import AUTO_ORDER, BACKENDS  # noqa: F401  (re-exporte
 class Detections:
     """Detections of one frame, in its pixels: ``boxes_xyxy float32 [K, 4]``, ``scores [K]``,
     ``labels int [K]`` (0-based class index), ``names`` (label names) and ``category_ids``
-    (the dataset's category id of each box: COCO's 1..90 for the COCO model)."""
+    (the dataset's category id of each box: COCO's 1..90 for the COCO model); with
+    ``class_scores=True`` also ``class_scores float32 [K, C]``: every class's score at the anchor
+    each box came from (what a distilled student learns as soft targets)."""
 
     boxes_xyxy: np.ndarray
     scores: np.ndarray
     labels: np.ndarray
     names: list[str]
     category_ids: list[int] | None = None
+    class_scores: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -188,16 +191,17 @@ class Detector:
         return x
 
     @torch.inference_mode()
-    def __call__(self, rgb: np.ndarray, x: torch.Tensor | None = None) -> Detections:
+    def __call__(self, rgb: np.ndarray, x: torch.Tensor | None = None,
+                 class_scores: bool = False) -> Detections:
         """Detect in one ``uint8 [H, W, 3]`` RGB frame (``x``: its input from :meth:`prepare`,
-        when already made)."""
+        when already made; ``class_scores``: keep every class's score of each box)."""
         if x is None:
             x = self.prepare(rgb)
         t1 = time.perf_counter()
         codes, logits = self._runner(x)
         self._sync()
         t2 = time.perf_counter()
-        out = self._detect(codes, logits, rgb.shape)
+        out = self._detect(codes, logits, rgb.shape, class_scores)
         t3 = time.perf_counter()
         self.timings.frames += 1
         for k, dt in (("inference", t2 - t1), ("postprocess", t3 - t2)):
@@ -205,7 +209,8 @@ class Detector:
         return out
 
     @torch.inference_mode()
-    def _detect(self, codes: torch.Tensor, logits: torch.Tensor, frame_shape) -> Detections:
+    def _detect(self, codes: torch.Tensor, logits: torch.Tensor, frame_shape,
+                class_scores: bool = False) -> Detections:
         """Raw outputs → :class:`Detections` in the pixels of a frame of ``frame_shape``."""
         scores = self.model.scores(logits)
         (det,) = postprocess(codes, scores, self.anchors, self.post)
@@ -215,8 +220,10 @@ class Detector:
         limit = torch.tensor([w, h, w, h], device=scale.device)
         boxes = torch.minimum(det["boxes_xyxy"] * scale, limit).cpu().numpy()
         labels = det["labels"].cpu().numpy()
+        rows = scores[0, det["anchors"]].float().cpu().numpy() if class_scores else None
         return Detections(boxes.astype(np.float32), det["scores"].cpu().numpy(), labels,
-                          [self.labels[i] for i in labels], [self.category_ids[i] for i in labels])
+                          [self.labels[i] for i in labels], [self.category_ids[i] for i in labels],
+                          rows)
 
     def with_post(self, **kw) -> Detector:
         self.post = replace(self.post, **kw)

@@ -1,14 +1,13 @@
 """Where the face tasks' faces come from and how they are split: user folders into
-extraction specs, whole-source hold-out, source balancing, progress lines."""
+extraction specs and whole-source hold-out (:mod:`mbv1.datasets.sources`, shared with detector
+distillation), source balancing, progress lines."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
-import numpy as np
-
-from mbv1.errors import MBV1Error
+from mbv1.datasets.sources import holdout, source_specs, split_fraction, split_note
 
 __all__ = ["Joined", "balance_by_source", "holdout", "ExtractionProgress", "source_specs",
            "split_fraction", "split_note"]
@@ -28,58 +27,6 @@ def balance_by_source(records: list, indices: list[int]) -> list[int]:
         reps = -(-most // len(v))  # ceil
         out += (v * reps)[: max(most, len(v))]
     return out
-
-
-def holdout(sources: list[str], names: list[str]) -> tuple[list[str], list[str]]:
-    val = [s for s in sources if s in names or Path(s).name in names]
-    unknown = [n for n in names if not any(s == n or Path(s).name == n for s in sources)]
-    if unknown:
-        raise MBV1Error(f"data.holdout names unknown sources {unknown[:3]}; sources are: "
-                        f"{', '.join(Path(s).name for s in sources[:8])}"
-                        + (" ..." if len(sources) > 8 else ""))
-    return [s for s in sources if s not in val], val
-
-
-def split_fraction(sources: list[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """Hold out ``fraction`` of the sources (at least one when there are two or more)."""
-    if len(sources) < 2 or fraction <= 0:
-        return list(sources), []
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(sources))
-    n = min(len(sources) - 1, max(1, round(fraction * len(sources))))
-    val = {sources[i] for i in order[:n]}
-    return [s for s in sources if s not in val], [s for s in sources if s in val]
-
-
-def split_note(val: list[str]) -> str:
-    names = ", ".join(Path(s).name for s in val[:5]) + (" ..." if len(val) > 5 else "")
-    return f"held-out sources {names}" if len(val) <= 5 else f"{len(val)} held-out sources ({names})"
-
-
-def source_specs(path: str) -> list[dict]:
-    """Extraction specs for a user's data: each video is a source; in a folder, each first-level
-    subfolder is an identity (LFW layout: its name) and a source, each loose photo a source of
-    one album group; a glob or a single file is one source."""
-    from mbv1.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-
-    p = Path(path)
-    if not p.is_dir():
-        return [{"source": str(path)}]
-    specs: list[dict] = []
-    for child in sorted(p.iterdir()):
-        if child.name.startswith("."):
-            continue
-        if child.is_dir():
-            if any(f.suffix.lower() in IMAGE_SUFFIXES for f in child.rglob("*")):
-                specs.append({"source": str(child), "group": f"{p.name}/{child.name}",
-                              "identity_root": str(p)})
-        elif child.suffix.lower() in VIDEO_SUFFIXES:
-            specs.append({"source": str(child), "group": str(child)})
-        elif child.suffix.lower() in IMAGE_SUFFIXES:
-            specs.append({"source": str(child), "group": str(p)})
-    if not specs:
-        raise MBV1Error(f"no photos or videos in {p}")
-    return specs
 
 
 class Joined:

@@ -45,6 +45,7 @@ from mbv1.engine.config import DataConfig, choice
 from mbv1.engine.task import Datasets, Metrics, Task, row_dict
 from mbv1.errors import MBV1Error
 from mbv1.paper import TABLE13, V2_TABLE6
+from mbv1.tasks import detection_distill as distill
 from mbv1.tasks import detection_two_stage as two_stage
 from mbv1.tasks.detection_init import adopt_init_architecture, init_meta
 
@@ -67,6 +68,7 @@ class DetectionDataConfig(DataConfig):
     expand_max: float = 4.0  # zoom-out factor of the SSD expand (1: off)
     photometric: bool = True
     min_box_px: float = 2.0  # boxes this small in the network input are dropped in training
+    holdout: tuple[str, ...] = ()  # distillation: source names (video, photo folder) held out
 
 
 @dataclass
@@ -114,6 +116,7 @@ class DetectionTask(Task):
 
     name = "detection"
     sections: ClassVar[dict[str, type]] = {"data": DetectionDataConfig, "ssd": SSDSection,
+                                           "distill": distill.DistillSection,
                                            "model": two_stage.DetectionModelConfig,
                                            "faster_rcnn": two_stage.FasterRCNNSection}
     defaults: ClassVar[dict] = {
@@ -135,11 +138,23 @@ class DetectionTask(Task):
         super().__init__(cfg, device)
         self._anchor_cache: dict = {}
         self.val_split = "val"
+        self.distilled = None  # distill_data.Distilled, once prepared
+        if cfg.distill.teacher:
+            cfg.adopt(distill.distill_recipe(cfg), "detector distillation's recipe", distill.log)
         self.init_meta = init_meta(cfg.model.init)  # read once: adopted now, class rows later
         self.adopted = adopt_init_architecture(cfg, self.init_meta)
 
     # -- data ----------------------------------------------------------------------------
+    def _distill(self):
+        """The teacher's boxes on the frames (labelled once; every rank its share)."""
+        if self.distilled is None:
+            self.distilled = distill.prepare_distilled(self.cfg, self.device)
+        return self.distilled
+
     def _paths(self) -> tuple[tuple[Path, Path], tuple[Path, Path] | None]:
+        if self.cfg.distill.teacher:
+            dd = self._distill()
+            return (dd.train_json, dd.root), self._val_paths()
         d = self.cfg.data
         root = Path(d.path) if d.path else None
         train = (Path(d.train_json), Path(d.train_images)) if d.train_json and d.train_images \
@@ -152,6 +167,9 @@ class DetectionTask(Task):
 
     def _val_paths(self) -> tuple[Path, Path] | None:
         """The val split's files (evaluation needs no training split)."""
+        if self.cfg.distill.teacher:
+            dd = self._distill()
+            return (dd.val_json, dd.root) if dd.val_json else None
         d = self.cfg.data
         if d.val_json and d.val_images:
             return Path(d.val_json), Path(d.val_images)
@@ -186,8 +204,10 @@ class DetectionTask(Task):
             random.Random(d.split_seed).shuffle(ids)
             n_val = max(1, round(len(ids) * d.val_split)) if d.val_split > 0 else 0
             held_out, train_ids = sorted(ids[:n_val]), sorted(ids[n_val:])
+        soft = bool(self.cfg.distill.teacher) and self.cfg.distill.soft_weight > 0
         train = CocoDetection(train_json, train_dir, train_tf, seed=self.cfg.train.seed,
-                              image_ids=None if held_out is None else train_ids, **common)
+                              image_ids=None if held_out is None else train_ids, soft=soft,
+                              **common)
         if held_out is not None and held_out:
             val_ds = CocoDetection(train_json, train_dir, eval_tf, category_ids=train.category_ids,
                                    image_ids=held_out, **common)
@@ -195,8 +215,7 @@ class DetectionTask(Task):
         elif val is not None:
             val_ds = CocoDetection(val[0], val[1], eval_tf, category_ids=train.category_ids,
                                    **common)
-            split = f"{val[0].stem.removeprefix('instances_')} of {val[0].parent.parent.name} " \
-                    f"({len(val_ds):,} images)"
+            split = self._split_name(val, len(val_ds))
         else:
             val_ds, split = None, "none"
         self.val_split = split
@@ -210,9 +229,13 @@ class DetectionTask(Task):
         d = self.cfg.data
         ds = CocoDetection(val[0], val[1], eval_tf, mean=d.mean, std=d.std,
                            on_bad_image=d.on_bad_image, category_ids=info.get("category_ids"))
-        self.val_split = (f"{val[0].stem.removeprefix('instances_')} of "
-                          f"{val[0].parent.parent.name} ({len(ds):,} images)")
+        self.val_split = self._split_name(val, len(ds))
         return ds, self.val_split
+
+    def _split_name(self, val: tuple[Path, Path], n: int) -> str:
+        if self.distilled is not None:
+            return f"teacher {self.cfg.distill.teacher}'s boxes on {self.distilled.split}"
+        return f"{val[0].stem.removeprefix('instances_')} of {val[0].parent.parent.name} ({n:,} images)"
 
     def _info(self, labels: dict) -> dict:
         from mbv1.detection.preprocess import Preprocess
@@ -220,6 +243,10 @@ class DetectionTask(Task):
         d, size = self.cfg.data, self.cfg.model.resolution
         info = {**labels, "num_classes": len(labels["labels"]),
                 "preprocess": Preprocess(size, tuple(d.mean), tuple(d.std)).to_dict()}
+        if self.distilled is not None:
+            t = self.distilled.teacher
+            info["distill"] = {"teacher": self.cfg.distill.teacher, "checkpoint": t["checkpoint"],
+                               "split": self.distilled.split, "conf": self.cfg.distill.conf}
         if self.is_faster_rcnn:
             info["faster_rcnn"] = two_stage.faster_rcnn_config(self.cfg,
                                                                info["num_classes"]).to_dict()
@@ -287,8 +314,9 @@ class DetectionTask(Task):
 
     def loss_config(self) -> LossConfig:
         s = self.cfg.ssd
+        soft = self.cfg.distill.soft_weight if self.cfg.distill.teacher else 0.0
         return LossConfig(MatcherConfig(s.matched_threshold, s.unmatched_threshold),
-                          s.neg_pos_ratio, s.min_negatives, s.loc_weight, s.cls_weight)
+                          s.neg_pos_ratio, s.min_negatives, s.loc_weight, s.cls_weight, soft)
 
     def anchors(self, model: nn.Module, height: int, width: int) -> torch.Tensor:
         """``[A, 4]`` anchors for an input size, cached per (size, device)."""

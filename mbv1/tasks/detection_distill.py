@@ -1,0 +1,57 @@
+"""Detector distillation inside the detection task (``distill.teacher``): its settings, its
+recipe, and the teacher's boxes prepared once per run (:mod:`mbv1.detection.distill_data`)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+
+@dataclass
+class DistillSection:
+    """``distill`` section: learn from a teacher detector's boxes on unlabelled photos and
+    videos (``--data`` or the embedded default) instead of annotations
+    (:mod:`mbv1.detection.distill_data`)."""
+
+    teacher: str | None = None  # coco-ssdlite, face-ssd, or an mbv1 detection checkpoint
+    classes: tuple[str, ...] = ()  # the student's classes by the teacher's names; empty: found
+    min_boxes: int = 20  # a class is found with this many teacher boxes in the training frames
+    conf: float = 0.5  # teacher boxes at or above it are targets (and evaluation ground truth)
+    keep_conf: float = 0.3  # teacher boxes cached down to this score
+    soft_weight: float = 0.5  # teacher class scores in the matched anchors' targets (0: hard)
+    vid_stride: int = 5  # every N-th video frame (the default data's own strides)
+    dedup: float = 2.0  # near-duplicate frames skipped (mean |Δ| of grey thumbnails, 0-255)
+    max_frames: int = 400  # kept frames per source (0: all)
+    frame_size: int = 640  # long side of the cached frames
+    cache: str | None = None  # default: <mbv1 cache>/distill/<teacher>-<settings hash>
+
+
+
+def log(msg: str) -> None:
+    # data preparation and recipe notes: stderr, so that `mbv1 eval --json` prints only JSON
+    print(msg, file=sys.stderr, flush=True)
+
+
+def distill_recipe(cfg) -> list[tuple[str, object]]:
+    """Detector distillation's defaults (measured, docs/detection.md): fine-tuning from the face
+    SSD's real MobileNetV1 body at α=1 (no real body exists at other widths: from scratch),
+    AdamW with a cosine schedule, SSD augmentation."""
+    m = cfg.model
+    init = "face-ssd" if m.alpha == 1.0 and m.backbone == "mobilenet_v1" and not m.init else None
+    return [("model.init", init), ("train.optimizer", "adamw"), ("train.lr", 1e-3),
+            ("train.schedule", "cosine"), ("train.warmup_epochs", 0.3),
+            ("train.weight_decay", 1e-4), ("train.batch_size", 16), ("train.epochs", 12),
+            ("train.eval_every", 2)]
+
+
+def prepare_distilled(cfg, device):
+    """:func:`mbv1.detection.distill_data.prepare` for this process: under torchrun every rank
+    labels its share of the frames, then rank 0 writes the split files."""
+    import torch.distributed as dist
+
+    from mbv1.detection import distill_data
+
+    multi = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    rank, world = (dist.get_rank(), dist.get_world_size()) if multi else (0, 1)
+    return distill_data.prepare(cfg, str(device), rank, world,
+                                dist.barrier if multi else (lambda: None), log)
