@@ -218,3 +218,41 @@ def test_a_debian_package_asset_unpacks_its_members(tmp_path, monkeypatch):
     assert not (root / "usr/share/doc/x/other.txt").exists()
     assert not list(root.glob("data.tar*"))
     assert assets.ASSETS["deb-test"].requirement == "mbv1-test=1.0"
+
+
+@pytest.mark.assets
+def test_a_student_trained_on_a_few_frames_reproduces_the_teachers_boxes(tmp_path, mbv1_cli):
+    """The whole command on real photos with the real COCO teacher: a small student overfit on
+    four photos finds the teacher's people on them again (the held-out folder holds copies)."""
+    import shutil
+
+    from conftest import require_asset
+
+    from mbv1.backbone.pretrained import NAMED_INIT
+
+    if not NAMED_INIT["coco-ssdlite"]().exists():
+        pytest.skip("the COCO model is not converted (mbv1 weights pull)")
+    photos = [require_asset("insightface") / "insightface-2.1/insightface/data/images/t1.jpg",
+              *(require_asset("face-api") / f"package/demo/sample{i}.jpg" for i in (1, 2)),
+              require_asset("opencv-doc") / "usr/share/doc/opencv-doc/examples/data/basketball1.png"]
+    for split in ("train", "val"):
+        (tmp_path / "data" / split).mkdir(parents=True)
+        for p in photos:
+            shutil.copy(p, tmp_path / "data" / split / p.name)
+    args = ["train", "detection", "--teacher", "coco-ssdlite", "--data", tmp_path / "data",
+            "--alpha", "0.5", "--resolution", "160", "--epochs", "150", "--batch-size", "4",
+            "--workers", "0", "--set", "data.holdout=[val]", "--set", "distill.classes=[person]",
+            "--set", "data.augment=none", "--set", "train.lr=0.003", "--set",
+            "train.eval_every=150", "--set", f"distill.cache={tmp_path / 'cache'}", "--set",
+            f"run.project={tmp_path / 'runs'}", "--name", "overfit"]
+    code, out, err, _ = mbv1_cli(*args)
+    assert code == 0, err
+    assert "student classes person" in err and "held-out sources val" in err
+    metrics = (tmp_path / "runs/detection/overfit/metrics.csv").read_text().splitlines()
+    header, last = metrics[0].split(","), metrics[-1].split(",")
+    row = dict(zip(header, last))
+    assert float(row["val_AP50_person"]) >= 90, row
+    # a second run reuses the teacher's labels: no frame is labelled again
+    code, out, err, _ = mbv1_cli(*args[:-1], "overfit-2", "--epochs", "1")
+    assert code == 0, err
+    assert "frames labelled" not in err and "student classes person" in err

@@ -19,13 +19,16 @@ AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # COCOeval.stats[0:6]
 
 
 def evaluate_coco(coco_gt, detections: Sequence[dict],
-                  image_ids: Iterable[int] | None = None) -> dict[str, float]:
+                  image_ids: Iterable[int] | None = None,
+                  per_class: dict | None = None) -> dict[str, float]:
     """COCO bbox metrics of ``detections`` against ``coco_gt``.
 
     Args:
         coco_gt: a pycocotools ``COCO`` (e.g. ``CocoDetection.coco``).
         detections: COCO result dicts (pixel xywh); may be empty.
         image_ids: evaluate on these images only (default: all images of ``coco_gt``).
+        per_class: a dict that receives ``{category_id: {"AP", "AP50"}}`` (classes with ground
+            truth in these images; area "all", 100 detections, as COCOeval's summary).
 
     Returns:
         ``{"AP", "AP50", "AP75", "APs", "APm", "APl"}`` as floats; all 0.0 when there are no
@@ -44,6 +47,14 @@ def evaluate_coco(coco_gt, detections: Sequence[dict],
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
+    if per_class is not None:
+        precision = ev.eval["precision"]  # [IoU, recall, class, area, max dets]
+        for k, cat in enumerate(ev.params.catIds):
+            p = precision[:, :, k, 0, -1]
+            if (p > -1).any():
+                p50 = p[0][p[0] > -1]
+                per_class[int(cat)] = {"AP": float(p[p > -1].mean()),
+                                       "AP50": float(p50.mean()) if p50.size else 0.0}
     return {k: float(v) for k, v in zip(AP_KEYS, ev.stats[:6])}
 
 

@@ -146,8 +146,10 @@ def prepare(cfg, device: str = "cpu", rank: int = 0, world: int = 1, barrier=lam
                        .encode()).hexdigest()[:10]
     root = Path(t.cache).expanduser() if t.cache else cache_dir() / "distill" / f"{teacher['name']}-{key}"
     frames = TeacherFrames(root, teacher, settings)
-    log(f"distill: teacher {t.teacher} ({det.backend}), {len(specs)} sources, every "
-        f"{settings.vid_stride}th video frame (defaults' own strides), cache {root}")
+    strides = "each default video's own stride" if not d.path else \
+        f"every {settings.vid_stride}th video frame"
+    log(f"distill: teacher {t.teacher} ({det.backend}), {len(specs)} sources, {strides}, "
+        f"cache {root}")
 
     def detect(rgb):
         return det(rgb, class_scores=True)

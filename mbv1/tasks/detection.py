@@ -365,9 +365,15 @@ class DetectionTask(Task):
             ids = batch["image_id"].tolist()
             results += to_coco_results(dets, ids, batch["orig_size"].tolist(), ds.category_ids)
             image_ids += ids
-        ap = evaluate_coco(ds.coco, results, image_ids)
+        classes: dict = {}
+        ap = evaluate_coco(ds.coco, results, image_ids, per_class=classes)
         # pycocotools' -1 (no ground truth of that size): left out rather than reported as 0.
         values = {k: 100.0 * v for k, v in ap.items() if v >= 0}
+        names = dict(zip(ds.category_ids, ds.class_names))
+        if len(classes) > 1 or self.cfg.distill.teacher:  # per class: AP50_person, AP_person
+            for cat, v in classes.items():
+                name = names.get(cat, str(cat)).replace(" ", "_")
+                values[f"AP50_{name}"], values[f"AP_{name}"] = 100 * v["AP50"], 100 * v["AP"]
         values["loss"] = float(loss_sum.item() / max(images, 1))
         values.setdefault("AP", 0.0)
         split = self.val_split
@@ -382,6 +388,9 @@ class DetectionTask(Task):
         row = self._paper_row(info)
         note = (f"{row.table} is {row.metric}: compare only on that split" if coco else
                 f"different dataset and label set: {row.table}'s COCO number is not comparable")
+        if self.cfg.distill.teacher or info.get("distill"):
+            coco, note = False, (f"AP against a teacher's boxes, not COCO annotations: "
+                                 f"{row.table}'s number is not comparable")
         return [row_dict(row, coco, note)]
 
     def _paper_row(self, info: dict):
@@ -410,4 +419,14 @@ class DetectionTask(Task):
         row = self._paper_row(info)
         paper = f"paper {row.table} {row.model}: mAP {row.value:.1f}, {row.metric}"
         model = self._model_name(info)
-        return [f"mbv1 {model} on {metrics.split}: {ours}", paper]
+        lines = [f"mbv1 {model} on {metrics.split}: {ours}"]
+        per = [(k.removeprefix("AP50_"), v[k], v.get("AP_" + k.removeprefix("AP50_")))
+               for k in v if k.startswith("AP50_")]
+        if per:
+            lines.append("per class: " + "; ".join(f"{n} AP50 {a50:.1f} AP {a:.1f}"
+                                                   for n, a50, a in per))
+        if info.get("distill"):
+            dd = info["distill"]
+            lines.append(f"distilled from {dd['teacher']}: its boxes at score ≥ {dd['conf']} are "
+                         "the ground truth (the teacher scores 100 on them)")
+        return [*lines, paper]
