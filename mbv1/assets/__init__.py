@@ -174,7 +174,14 @@ def _client_download(spec: AssetSpec, tmp: Path) -> Path:
         found = sorted(dest.glob("*.tgz"))
     elif spec.client == "debian":
         apt = shutil.which("apt-get") or "apt-get"
-        _run_client([apt, "download", spec.requirement], dest, spec)
+        try:
+            _run_client([apt, "download", spec.requirement], dest, spec)
+        except MBV1Error:
+            if not (hasattr(os, "geteuid") and os.geteuid() == 0):
+                raise  # `apt-get update` needs root: the error names the package to fetch
+            # a fresh machine's package lists may not be read yet (apt-get update once)
+            _run_client([apt, "update", "-qq"], dest, spec)
+            _run_client([apt, "download", spec.requirement], dest, spec)
         found = sorted(dest.glob("*.deb"))
     else:
         cmd = [

@@ -162,23 +162,33 @@ def prepare(cfg, device: str = "cpu", rank: int = 0, world: int = 1, barrier=lam
         raise MBV1Error("distillation has no training source: every source is held out; add "
                         "data or change data.holdout / data.val_split")
     recs = {s["source"]: frames.records(str(s["source"]), _stride(s, t)) for s in specs}
-    classes = _classes(t, det.labels, [r for s in train for r in recs[s["source"]]])
+    chosen = {"train": subsample([r for s in train for r in recs[s["source"]]], t.train_frames),
+              "val": [r for s in val for r in recs[s["source"]]]}
+    classes = _classes(t, det.labels, chosen["train"])
     out = root / "splits" / hashlib.sha1(json.dumps(
-        [sorted(s["source"] for s in train), sorted(s["source"] for s in val), classes, t.conf],
-        sort_keys=True).encode()).hexdigest()[:10]
+        [sorted(s["source"] for s in train), sorted(s["source"] for s in val), classes, t.conf,
+         t.train_frames], sort_keys=True).encode()).hexdigest()[:10]
     files = {}
     for name, part in (("train", train), ("val", val)):
         files[name] = out / f"instances_{name}.json" if part else None
         if part and rank == 0:
-            write_coco(files[name], [r for s in part for r in recs[s["source"]]], det.labels,
-                       det.category_ids, classes, t.conf)
+            write_coco(files[name], chosen[name], det.labels, det.category_ids, classes, t.conf)
     barrier()
-    n_train = sum(len(recs[s["source"]]) for s in train)
-    n_val = sum(len(recs[s["source"]]) for s in val)
+    n_train, n_val = len(chosen["train"]), len(chosen["val"])
     log(f"distill: {n_train} training frames, {n_val} held-out frames ({split}); student "
         f"classes {', '.join(classes)} (teacher boxes ≥ {t.conf})")
     return Distilled(root, files["train"], files["val"], f"{split}, {n_val} frames", classes,
                      teacher)
+
+
+def subsample(records: list[dict], n: int) -> list[dict]:
+    """``n`` of the records spread evenly over them (every source keeps its share; a learning
+    curve over the number of training frames); all when ``n`` is 0 or not smaller."""
+    if not n or n >= len(records):
+        return records
+    import numpy as np
+
+    return [records[i] for i in np.unique(np.linspace(0, len(records) - 1, n).round().astype(int))]
 
 
 def _stride(spec: dict, t) -> int:

@@ -100,6 +100,7 @@ BOUNDS: dict[str, Range] = {
     "distill.min_boxes": AT_LEAST_1, "distill.conf": SHARE, "distill.keep_conf": SHARE,
     "distill.soft_weight": FRACTION, "distill.vid_stride": AT_LEAST_1, "distill.dedup": AT_LEAST_0,
     "distill.max_frames": AT_LEAST_0, "distill.frame_size": AT_LEAST_0,
+    "distill.train_frames": AT_LEAST_0,
     # shared (faces, model.heads=shared)
     "shared.roi_size": AT_LEAST_1, "shared.sampling_ratio": AT_LEAST_0,
     "shared.roi_margin": AT_LEAST_0, "shared.train_layers": AT_LEAST_0,

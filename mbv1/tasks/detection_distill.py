@@ -22,6 +22,7 @@ class DistillSection:
     vid_stride: int = 5  # every N-th video frame (the default data's own strides)
     dedup: float = 2.0  # near-duplicate frames skipped (mean |Δ| of grey thumbnails, 0-255)
     max_frames: int = 400  # kept frames per source (0: all)
+    train_frames: int = 0  # train on this many of the training frames, spread evenly (0: all)
     frame_size: int = 640  # long side of the cached frames
     cache: str | None = None  # default: <mbv1 cache>/distill/<teacher>-<settings hash>
 
