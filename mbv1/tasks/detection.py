@@ -426,7 +426,5 @@ class DetectionTask(Task):
             lines.append("per class: " + "; ".join(f"{n} AP50 {a50:.1f} AP {a:.1f}"
                                                    for n, a50, a in per))
         if info.get("distill"):
-            dd = info["distill"]
-            lines.append(f"distilled from {dd['teacher']}: its boxes at score ≥ {dd['conf']} are "
-                         "the ground truth (the teacher scores 100 on them)")
+            lines += distill.describe(info)
         return [*lines, paper]

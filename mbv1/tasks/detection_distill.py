@@ -56,3 +56,27 @@ def prepare_distilled(cfg, device):
     rank, world = (dist.get_rank(), dist.get_world_size()) if multi else (0, 1)
     return distill_data.prepare(cfg, str(device), rank, world,
                                 dist.barrier if multi else (lambda: None), log)
+
+
+def describe(info: dict) -> list[str]:
+    """The distilled student's lines of the evaluation: what the ground truth is, and the
+    student's cost beside its teacher's (mult-adds counted on both models)."""
+    dd = info["distill"]
+    lines = [f"distilled from {dd['teacher']}: its boxes at score ≥ {dd['conf']} are the ground "
+             "truth (the teacher scores 100 on them)"]
+    try:
+        from mbv1.backbone.costs import count_costs
+        from mbv1.detection.distill_data import teacher_checkpoint
+        from mbv1.detection.predictor import load_ssd
+        from mbv1.detection.preprocess import Preprocess
+
+        model, meta = load_ssd(teacher_checkpoint(dd["teacher"]))
+        t = count_costs(model, Preprocess.from_meta(meta).input_size)
+    except Exception as e:  # the teacher moved or was deleted: the figures stay without it
+        return [*lines, f"teacher cost not counted ({e})"]
+    student = float(info.get("mult_adds") or 0)
+    ratio = f" ({t.mult_adds / student:.2f}x fewer)" if student else ""
+    lines.append(f"cost: student {student / 1e9:.3f} B mult-adds, {float(info.get('num_params') or 0) / 1e6:.2f} M "
+                 f"params{ratio}; teacher {t.mult_adds / 1e9:.3f} B, {t.params / 1e6:.2f} M "
+                 "(measured ms side by side: benchmarks/distill_students.py)")
+    return lines
