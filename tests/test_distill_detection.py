@@ -62,6 +62,21 @@ def test_select_frames_strides_and_skips_near_duplicates(tmp_path):
     assert [k for k, _ in capped] == [0, 1, 2, 3, 4]
 
 
+def test_a_stretch_of_a_video_is_a_source_of_its_own(tmp_path):
+    from mbv1.detection.teacher_frames import source_id, split_span
+
+    video = str(_video(tmp_path / "v.mp4"))
+    assert split_span(f"{video}@12:") == (video, 12, None)
+    assert split_span(f"{video}@3:9") == (video, 3, 9)
+    assert split_span("photo@home.jpg") == ("photo@home.jpg", 0, None)
+    settings = FrameSettings(vid_stride=1, dedup=0)
+    head = [f.index for _, f in select_frames(f"{video}@:12", settings)]
+    tail = [f.index for _, f in select_frames(f"{video}@12:", settings)]
+    assert head == list(range(12)) and tail == list(range(12, 24))
+    ids = {source_id(video, 1), source_id(f"{video}@:12", 1), source_id(f"{video}@12:", 1)}
+    assert len(ids) == 3  # cached apart
+
+
 def test_cache_is_reused_and_an_interrupted_share_resumes(tmp_path):
     video = str(_video(tmp_path / "v.mp4"))
     cache = _frames(tmp_path / "cache")

@@ -32,7 +32,8 @@ import numpy as np
 
 from mbv1.errors import MBV1Error
 
-__all__ = ["FrameSettings", "TeacherFrames", "label_sources", "select_frames", "share_of"]
+__all__ = ["FrameSettings", "TeacherFrames", "label_sources", "select_frames", "share_of",
+           "split_span"]
 
 VERSION = 1
 THUMB = 32
@@ -61,18 +62,33 @@ def _thumb(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(grey, (THUMB, THUMB), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
+def split_span(source: str) -> tuple[str, int, int | None]:
+    """``"clip.avi@600:795"`` (frames 600 to 794 of a video as a source of its own: another
+    stretch of the same camera) → ``("clip.avi", 600, 795)``; a plain path → ``(path, 0, None)``."""
+    path, sep, span = str(source).rpartition("@")
+    if sep and ":" in span and all(p.isdigit() or p == "" for p in span.split(":", 1)):
+        a, b = span.split(":", 1)
+        return path, int(a or 0), int(b) if b else None
+    return str(source), 0, None
+
+
 def select_frames(source: str, settings: FrameSettings, stride: int | None = None,
                   warn=None) -> Iterator[tuple[int, object]]:
-    """``(ordinal, mbv1.media.Frame)`` of the frames kept from ``source``, the same on every
-    rank (every ``stride``-th video frame, default ``settings.vid_stride``; near-duplicate skip;
-    cap)."""
+    """``(ordinal, mbv1.media.Frame)`` of the frames kept from ``source`` (a path, or a video
+    stretch ``path@start:stop``), the same on every rank (every ``stride``-th video frame,
+    default ``settings.vid_stride``; near-duplicate skip; cap)."""
     from mbv1.media import iter_frames, resolve_source
 
-    src = resolve_source(source)
+    path, start, stop = split_span(source)
+    src = resolve_source(path)
     last = None
     kept = 0
     step = (stride or settings.vid_stride) if src.is_video else 1
     for frame in iter_frames(src, step, warn=warn):
+        if frame.index < start:
+            continue
+        if stop is not None and frame.index >= stop:
+            return
         thumb = _thumb(frame.rgb)
         if last is not None and settings.dedup > 0 and \
                 float(np.abs(thumb - last).mean()) < settings.dedup:
@@ -87,13 +103,15 @@ def select_frames(source: str, settings: FrameSettings, stride: int | None = Non
 def source_id(source: str, stride: int) -> str:
     """A folder-safe, stable id of a source read with a video stride: its name and a hash of its
     resolved path, size, modification time and the stride (a changed file is labelled again)."""
-    p = Path(source)
+    path, start, stop = split_span(source)
+    p = Path(path)
+    span = f"@{start}:{'' if stop is None else stop}" if (start or stop is not None) else ""
     try:
         st = p.stat()
-        ident = f"{p.resolve()}:{st.st_size}:{int(st.st_mtime)}:{stride}"
+        ident = f"{p.resolve()}:{st.st_size}:{int(st.st_mtime)}:{stride}{span}"
     except OSError:
         ident = f"{source}:{stride}"
-    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in p.name)[:40] or "source"
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in p.name + span)[:40] or "source"
     return f"{stem}-{hashlib.sha1(ident.encode()).hexdigest()[:8]}"
 
 

@@ -379,6 +379,8 @@ class DetectionTask(Task):
         split = self.val_split
         details = {"detections": len(results), "images": len(image_ids),
                    "missing_area_ranges": [k for k, v in ap.items() if v < 0]}
+        if self.cfg.distill.teacher:  # which held-out source the student fails on
+            details["by_source"] = distill.ap_by_source(ds.coco, results, image_ids)
         return Metrics(values, "AP", split, True, details)
 
     # -- reporting -----------------------------------------------------------------------
@@ -426,5 +428,5 @@ class DetectionTask(Task):
             lines.append("per class: " + "; ".join(f"{n} AP50 {a50:.1f} AP {a:.1f}"
                                                    for n, a50, a in per))
         if info.get("distill"):
-            lines += distill.describe(info)
+            lines += distill.describe(info, metrics.details.get("by_source"))
         return [*lines, paper]

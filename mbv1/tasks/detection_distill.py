@@ -58,12 +58,35 @@ def prepare_distilled(cfg, device):
                                 dist.barrier if multi else (lambda: None), log)
 
 
-def describe(info: dict) -> list[str]:
-    """The distilled student's lines of the evaluation: what the ground truth is, and the
-    student's cost beside its teacher's (mult-adds counted on both models)."""
+def ap_by_source(coco, results: list[dict], image_ids: list[int]) -> dict:
+    """``{source name: {"AP", "AP50", "frames"}}`` of the held-out frames (their COCO images
+    carry their ``source``), in percent."""
+    from pathlib import Path
+
+    from mbv1.detection.coco_eval import evaluate_coco
+
+    groups: dict[str, list[int]] = {}
+    for i in image_ids:
+        groups.setdefault(Path(str(coco.imgs[i].get("source", "?"))).name, []).append(i)
+    out = {}
+    for name, ids in groups.items():
+        keep = set(ids)
+        ap = evaluate_coco(coco, [r for r in results if r["image_id"] in keep], ids)
+        if ap["AP"] >= 0 and any(coco.getAnnIds(imgIds=ids)):
+            out[name] = {"AP": 100 * ap["AP"], "AP50": 100 * ap["AP50"], "frames": len(ids)}
+    return out
+
+
+def describe(info: dict, by_source: dict | None = None) -> list[str]:
+    """The distilled student's lines of the evaluation: what the ground truth is, AP per
+    held-out source, and the student's cost beside its teacher's (mult-adds of both models)."""
     dd = info["distill"]
     lines = [f"distilled from {dd['teacher']}: its boxes at score ≥ {dd['conf']} are the ground "
              "truth (the teacher scores 100 on them)"]
+    if by_source:
+        lines.append("by held-out source: " + "; ".join(
+            f"{n} AP50 {v['AP50']:.1f} AP {v['AP']:.1f} ({v['frames']} frames)"
+            for n, v in by_source.items()))
     try:
         from mbv1.backbone.costs import count_costs
         from mbv1.detection.distill_data import teacher_checkpoint
