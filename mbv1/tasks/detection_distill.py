@@ -68,12 +68,15 @@ def ap_by_source(coco, results: list[dict], image_ids: list[int]) -> dict:
     groups: dict[str, list[int]] = {}
     for i in image_ids:
         groups.setdefault(Path(str(coco.imgs[i].get("source", "?"))).name, []).append(i)
+    names = {c["id"]: c["name"] for c in coco.cats.values()}
     out = {}
     for name, ids in groups.items():
-        keep = set(ids)
-        ap = evaluate_coco(coco, [r for r in results if r["image_id"] in keep], ids)
+        keep, per = set(ids), {}
+        ap = evaluate_coco(coco, [r for r in results if r["image_id"] in keep], ids, per_class=per)
         if ap["AP"] >= 0 and any(coco.getAnnIds(imgIds=ids)):
-            out[name] = {"AP": 100 * ap["AP"], "AP50": 100 * ap["AP50"], "frames": len(ids)}
+            out[name] = {"AP": 100 * ap["AP"], "AP50": 100 * ap["AP50"], "frames": len(ids),
+                         "AP50_by_class": {names.get(c, str(c)): 100 * v["AP50"]
+                                           for c, v in per.items()}}
     return out
 
 
@@ -85,7 +88,8 @@ def describe(info: dict, by_source: dict | None = None) -> list[str]:
              "truth (the teacher scores 100 on them)"]
     if by_source:
         lines.append("by held-out source: " + "; ".join(
-            f"{n} AP50 {v['AP50']:.1f} AP {v['AP']:.1f} ({v['frames']} frames)"
+            f"{n} AP50 {v['AP50']:.1f} AP {v['AP']:.1f} ({v['frames']} frames"
+            + "".join(f", {c} {a:.1f}" for c, a in v.get("AP50_by_class", {}).items()) + ")"
             for n, v in by_source.items()))
     try:
         from mbv1.backbone.costs import count_costs
@@ -98,7 +102,7 @@ def describe(info: dict, by_source: dict | None = None) -> list[str]:
     except Exception as e:  # the teacher moved or was deleted: the figures stay without it
         return [*lines, f"teacher cost not counted ({e})"]
     student = float(info.get("mult_adds") or 0)
-    ratio = f" ({t.mult_adds / student:.2f}x fewer)" if student else ""
+    ratio = f" ({student / t.mult_adds:.2f}x the teacher's)" if student else ""
     lines.append(f"cost: student {student / 1e9:.3f} B mult-adds, {float(info.get('num_params') or 0) / 1e6:.2f} M "
                  f"params{ratio}; teacher {t.mult_adds / 1e9:.3f} B, {t.params / 1e6:.2f} M "
                  "(measured ms side by side: benchmarks/distill_students.py)")
