@@ -315,3 +315,17 @@ def collate(samples: list[dict | None]) -> dict | None:
     if all("soft" in s for s in samples):
         batch["soft"] = [s["soft"] for s in samples]
     return batch
+
+
+def find_split(root: Path, split: str) -> tuple[Path, Path] | None:
+    """``(instances json, image folder)`` of ``split`` under ``root``, or None."""
+    ann = root / "annotations"
+    for name in (split, f"{split}2017", f"{split}2014"):
+        js = ann / f"instances_{name}.json"
+        if js.is_file():
+            for folder in (root / "images" / name, root / name, root / "images" / split):
+                if folder.is_dir():
+                    return js, folder
+            raise MBV1Error(f"found {js} but no image folder for it: expected "
+                            f"{root / 'images' / name} or {root / name}")
+    return None

@@ -86,3 +86,21 @@ def to_coco_results(detections: Sequence[dict[str, torch.Tensor]], image_ids: Se
                         "bbox": [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
                         "score": round(float(s), 5)})
     return out
+
+
+def class_values(per_class: dict, names: dict) -> dict[str, float]:
+    """``evaluate_coco``'s ``per_class`` as metric values in percent: ``AP50_<name>``,
+    ``AP_<name>`` (spaces in names become ``_``)."""
+    out = {}
+    for cat, v in per_class.items():
+        name = str(names.get(cat, cat)).replace(" ", "_")
+        out[f"AP50_{name}"], out[f"AP_{name}"] = 100 * v["AP50"], 100 * v["AP"]
+    return out
+
+
+def class_lines(values: dict) -> list[str]:
+    """The ``per class: …`` line of an evaluation's values (none without per-class values)."""
+    per = [(k.removeprefix("AP50_"), values[k], values.get("AP_" + k.removeprefix("AP50_"), 0.0))
+           for k in values if k.startswith("AP50_")]
+    return ["per class: " + "; ".join(f"{n} AP50 {a50:.1f} AP {a:.1f}" for n, a50, a in per)] \
+        if per else []

@@ -36,7 +36,7 @@ from torch import nn
 
 from mbv1.backbone import set_bn_momentum
 from mbv1.backbone.pretrained import BODY_LABELS
-from mbv1.datasets.coco import CocoDetection, collate, load_coco
+from mbv1.datasets.coco import CocoDetection, collate, find_split, load_coco
 from mbv1.detection.anchors import AnchorConfig
 from mbv1.detection.loss import LossConfig, ssd_loss
 from mbv1.detection.matcher import MatcherConfig
@@ -95,20 +95,6 @@ class SSDSection:
     eval_conf: float = 0.01  # COCO AP wants low-score detections too (TF: 1e-8)
     nms_iou: float = 0.6  # TF ssd_mobilenet_v1: 0.6
     max_det: int = 100
-
-
-def find_split(root: Path, split: str) -> tuple[Path, Path] | None:
-    """``(instances json, image folder)`` of ``split`` under ``root``, or None."""
-    ann = root / "annotations"
-    for name in (split, f"{split}2017", f"{split}2014"):
-        js = ann / f"instances_{name}.json"
-        if js.is_file():
-            for folder in (root / "images" / name, root / name, root / "images" / split):
-                if folder.is_dir():
-                    return js, folder
-            raise MBV1Error(f"found {js} but no image folder for it: expected "
-                            f"{root / 'images' / name} or {root / name}")
-    return None
 
 
 class DetectionTask(Task):
@@ -244,9 +230,7 @@ class DetectionTask(Task):
         info = {**labels, "num_classes": len(labels["labels"]),
                 "preprocess": Preprocess(size, tuple(d.mean), tuple(d.std)).to_dict()}
         if self.distilled is not None:
-            t = self.distilled.teacher
-            info["distill"] = {"teacher": self.cfg.distill.teacher, "checkpoint": t["checkpoint"],
-                               "split": self.distilled.split, "conf": self.cfg.distill.conf}
+            info["distill"] = distill.info(self.cfg, self.distilled)
         if self.is_faster_rcnn:
             info["faster_rcnn"] = two_stage.faster_rcnn_config(self.cfg,
                                                                info["num_classes"]).to_dict()
@@ -337,7 +321,7 @@ class DetectionTask(Task):
         return ssd_loss(codes, logits, anchors, batch, ssd.config.scoring, self.loss_config())
 
     def evaluate(self, model: nn.Module, loader, teacher=None) -> Metrics:
-        from mbv1.detection.coco_eval import evaluate_coco, to_coco_results
+        from mbv1.detection.coco_eval import class_values, evaluate_coco, to_coco_results
         from mbv1.detection.postprocess import PostprocessConfig, postprocess
 
         s = self.cfg.ssd
@@ -369,11 +353,8 @@ class DetectionTask(Task):
         ap = evaluate_coco(ds.coco, results, image_ids, per_class=classes)
         # pycocotools' -1 (no ground truth of that size): left out rather than reported as 0.
         values = {k: 100.0 * v for k, v in ap.items() if v >= 0}
-        names = dict(zip(ds.category_ids, ds.class_names))
         if len(classes) > 1 or self.cfg.distill.teacher:  # per class: AP50_person, AP_person
-            for cat, v in classes.items():
-                name = names.get(cat, str(cat)).replace(" ", "_")
-                values[f"AP50_{name}"], values[f"AP_{name}"] = 100 * v["AP50"], 100 * v["AP"]
+            values.update(class_values(classes, dict(zip(ds.category_ids, ds.class_names))))
         values["loss"] = float(loss_sum.item() / max(images, 1))
         values.setdefault("AP", 0.0)
         split = self.val_split
@@ -416,17 +397,15 @@ class DetectionTask(Task):
         return f"{head}-{BODY_LABELS.get(ssd.get('backbone', 'mobilenet_v1'))}"
 
     def describe(self, metrics: Metrics, info: dict) -> list[str]:
+        from mbv1.detection.coco_eval import class_lines
+
         v = metrics.values
         ours = "  ".join(f"{k} {v[k]:.1f}" for k in AP_NAMES if k in v)
         row = self._paper_row(info)
         paper = f"paper {row.table} {row.model}: mAP {row.value:.1f}, {row.metric}"
         model = self._model_name(info)
         lines = [f"mbv1 {model} on {metrics.split}: {ours}"]
-        per = [(k.removeprefix("AP50_"), v[k], v.get("AP_" + k.removeprefix("AP50_")))
-               for k in v if k.startswith("AP50_")]
-        if per:
-            lines.append("per class: " + "; ".join(f"{n} AP50 {a50:.1f} AP {a:.1f}"
-                                                   for n, a50, a in per))
+        lines += class_lines(v)
         if info.get("distill"):
             lines += distill.describe(info, metrics.details.get("by_source"))
         return [*lines, paper]

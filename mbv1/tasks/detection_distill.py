@@ -47,6 +47,12 @@ def distill_recipe(cfg) -> list[tuple[str, object]]:
             ("train.eval_every", 5), ("data.augment", "light")]
 
 
+def info(cfg, distilled) -> dict:
+    """What a student's checkpoint keeps of its distillation (``meta["distill"]``)."""
+    return {"teacher": cfg.distill.teacher, "checkpoint": distilled.teacher["checkpoint"],
+            "split": distilled.split, "conf": cfg.distill.conf}
+
+
 def prepare_distilled(cfg, device):
     """:func:`mbv1.detection.distill_data.prepare` for this process: under torchrun every rank
     labels its share of the frames, then rank 0 writes the split files."""
