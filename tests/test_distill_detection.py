@@ -142,6 +142,9 @@ def test_split_never_puts_a_source_in_both(tmp_path):
         assert val and train and not groups[0] & groups[1]
         loose = {s["source"] for s in specs if "loose" in s["source"]}
         assert loose <= {s["source"] for s in train} or loose <= {s["source"] for s in val}
+    album = source_specs(str(tmp_path / "album"))  # one photo folder: one source group
+    train, val, note = _split(album, SimpleNamespace(holdout=(), val_split=0.5, split_seed=0))
+    assert len(train) == 3 and not val and "no held-out source" in note
     d = SimpleNamespace(holdout=("b.mp4",), val_split=0.1, split_seed=0)
     train, val, note = _split(specs, d)
     assert [Path(s["source"]).name for s in val] == ["b.mp4"] and "b.mp4" in note

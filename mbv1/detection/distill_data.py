@@ -120,7 +120,8 @@ def _split(specs: list[dict], d) -> tuple[list[dict], list[dict], str]:
         _, val_groups = split_fraction(groups, d.val_split, d.split_seed)
     val = [s for s in specs if str(s.get("group") or s["source"]) in val_groups]
     train = [s for s in specs if s not in val]
-    return train, val, split_note(val_groups) if val_groups else "no held-out source"
+    return train, val, split_note(val_groups) if val_groups else \
+        "no held-out source: not evaluated; add a video or photo folder, or data.holdout"
 
 
 def _teacher_detector(path: Path, keep_conf: float, device: str):

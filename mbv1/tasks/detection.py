@@ -185,7 +185,8 @@ class DetectionTask(Task):
         train_tf, eval_tf = self._transforms()
         common = {"mean": d.mean, "std": d.std, "on_bad_image": d.on_bad_image}
         held_out = None
-        if val is None:  # hold out a fraction of the training images
+        if val is None and not self.cfg.distill.teacher:  # hold out some training images
+            # (never for distillation: frames of one video would be in both splits)
             ids = sorted(load_coco(train_json).imgs)
             random.Random(d.split_seed).shuffle(ids)
             n_val = max(1, round(len(ids) * d.val_split)) if d.val_split > 0 else 0
