@@ -124,15 +124,17 @@ def _split(specs: list[dict], d) -> tuple[list[dict], list[dict], str]:
         "no held-out source: not evaluated; add a video or photo folder, or data.holdout"
 
 
-def _teacher_detector(path: Path, keep_conf: float, device: str):
-    from mbv1.detection.postprocess import PostprocessConfig
-    from mbv1.detection.predictor import Detector, load_ssd
+def _teacher_meta(path: Path) -> tuple[list[str], list[int], int, float]:
+    """``(labels, category ids, input size, NMS IoU)`` of the teacher, from its meta alone (no
+    model built: a run whose frames are all labelled never needs the teacher itself)."""
+    from mbv1.checkpoint import load_checkpoint
+    from mbv1.detection.predictor import label_space
+    from mbv1.detection.preprocess import Preprocess
 
-    _, meta = load_ssd(path)
+    meta = dict(load_checkpoint(path, "detection").get("meta") or {})
+    labels, ids = label_space(meta, int(meta.get("num_classes") or 0))
     iou = float((meta.get("postprocess") or {}).get("iou", 0.6))
-    det = Detector(path, device=device, backend="auto",
-                   post=PostprocessConfig(conf=keep_conf, iou=iou, max_det=100))
-    return det, iou
+    return labels, ids, Preprocess.from_meta(meta).input_size, iou
 
 
 def prepare(cfg, device: str = "cpu", rank: int = 0, world: int = 1, barrier=lambda: None,
@@ -147,21 +149,29 @@ def prepare(cfg, device: str = "cpu", rank: int = 0, world: int = 1, barrier=lam
     path = teacher_checkpoint(t.teacher)
     settings = FrameSettings(t.vid_stride, t.dedup, t.max_frames, t.frame_size, t.keep_conf)
     specs = source_specs(d.path) if d.path else default_specs()
-    det, iou = _teacher_detector(path, t.keep_conf, device)
-    teacher = {"checkpoint": file_key(path).rsplit(":", 2)[0], "key": file_key(path),
-               "name": Path(path).stem, "labels": det.labels, "category_ids": det.category_ids,
-               "resolution": det.pre.input_size, "nms_iou": iou}
+    labels, category_ids, size, iou = _teacher_meta(path)
+    fkey = file_key(path)
+    teacher = {"checkpoint": fkey.rsplit(":", 2)[0], "key": fkey, "name": Path(path).stem,
+               "labels": labels, "category_ids": category_ids, "resolution": size,
+               "nms_iou": iou}
     key = hashlib.sha1(json.dumps([teacher["key"], settings.__dict__], sort_keys=True)
                        .encode()).hexdigest()[:10]
     root = Path(t.cache).expanduser() if t.cache else cache_dir() / "distill" / f"{teacher['name']}-{key}"
     frames = TeacherFrames(root, teacher, settings)
     strides = "each default video's own stride" if not d.path else \
         f"every {settings.vid_stride}th video frame"
-    log(f"distill: teacher {t.teacher} ({det.backend}), {len(specs)} sources, {strides}, "
-        f"cache {root}")
+    log(f"distill: teacher {t.teacher}, {len(specs)} sources, {strides}, cache {root}")
+    built = []
 
-    def detect(rgb):
-        return det(rgb, class_scores=True)
+    def detect(rgb):  # the teacher is built (and exported) on the first frame to label
+        if not built:
+            from mbv1.detection.postprocess import PostprocessConfig
+            from mbv1.detection.predictor import Detector
+
+            built.append(Detector(path, device=device, backend="auto",
+                                  post=PostprocessConfig(conf=t.keep_conf, iou=iou, max_det=100)))
+            log(f"distill: teacher {t.teacher} runs on {built[0].backend}")
+        return built[0](rgb, class_scores=True)
 
     label_sources(frames, [(str(s["source"]), _stride(s, t)) for s in specs], detect, rank, world,
                   log, warn)
@@ -173,7 +183,7 @@ def prepare(cfg, device: str = "cpu", rank: int = 0, world: int = 1, barrier=lam
     recs = {s["source"]: frames.records(str(s["source"]), _stride(s, t)) for s in specs}
     chosen = {"train": subsample([r for s in train for r in recs[s["source"]]], t.train_frames),
               "val": [r for s in val for r in recs[s["source"]]]}
-    classes = _classes(t, det.labels, chosen["train"])
+    classes = _classes(t, labels, chosen["train"])
     out = root / "splits" / hashlib.sha1(json.dumps(
         [sorted(s["source"] for s in train), sorted(s["source"] for s in val), classes, t.conf,
          t.train_frames], sort_keys=True).encode()).hexdigest()[:10]
@@ -181,7 +191,7 @@ def prepare(cfg, device: str = "cpu", rank: int = 0, world: int = 1, barrier=lam
     for name, part in (("train", train), ("val", val)):
         files[name] = out / f"instances_{name}.json" if part else None
         if part and rank == 0:
-            write_coco(files[name], chosen[name], det.labels, det.category_ids, classes, t.conf)
+            write_coco(files[name], chosen[name], labels, category_ids, classes, t.conf)
     barrier()
     n_train, n_val = len(chosen["train"]), len(chosen["val"])
     log(f"distill: {n_train} training frames, {n_val} held-out frames ({split}); student "

@@ -222,7 +222,7 @@ class TeacherFrames:
         sx, sy = sw / w, sh / h
         boxes = [[round(float(b[0]) * sx, 2), round(float(b[1]) * sy, 2),
                   round(float(b[2]) * sx, 2), round(float(b[3]) * sy, 2)] for b in dets.boxes_xyxy]
-        soft = [{str(c): round(float(v), 4) for c in np.flatnonzero(row >= 0.005) for v in [row[c]]}
+        soft = [{str(c): round(float(row[c]), 4) for c in np.flatnonzero(row >= 0.005)}
                 for row in dets.class_scores]
         return {"source": str(source), "frame": int(frame.index),
                 "time_s": None if frame.time_s is None else round(frame.time_s, 4),
