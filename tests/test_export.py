@@ -89,6 +89,11 @@ def test_classifier_exports_in_every_format_with_its_gate(classifier, tmp_path):
     res = export(ckpt, "int8", tmp_path / "q", calib=photos, min_agreement=0.0)
     assert res.path.name == "digits-32.int8.onnx" and res.parity["total"] == 4
     assert not (tmp_path / "q" / "digits-32.onnx").exists()  # int8's fp32 step is removed
+    res = export(ckpt, "tflite-int8", tmp_path / "lite", calib=photos, min_agreement=0.0)
+    assert res.path.name == "digits-32.int8.tflite" and res.parity["total"] == 4
+    assert [p.name for p in (tmp_path / "lite").glob("*.tflite")] == [res.path.name]
+    side = json.loads(res.path.with_name(res.path.name + ".json").read_text())
+    assert side["format"] == "tflite-int8" and side["parity"]["agreed"] == res.parity["agreed"]
     with pytest.raises(MBV1Error, match=r"int8 refused: it agrees with fp32 on .*% \(\d+/4\)"):
         export(ckpt, "int8", tmp_path / "strict", calib=photos, min_agreement=1.01)
     assert not list((tmp_path / "strict").glob("*.int8.onnx"))  # refused: nothing left
@@ -106,3 +111,36 @@ def test_matching_detections():
     assert match_detections(ref, [0.9, 0.8], ref, [0.9, 0.7]) == 1  # score moved by 0.1
     assert match_detections(ref, [0.9, 0.8], ref + [0, 0, 5, 5], [0.9, 0.8]) == 0  # IoU < 0.9
     assert match_detections(ref, [0.9, 0.8], np.zeros((0, 4)), []) == 0
+
+
+def test_litert_int8_keeps_dead_channels_right(tmp_path):
+    """A conv output channel with all-zero weights and a live bias (the real face SSD has 16
+    layers with them): ai-edge-quantizer cannot scale it; with_live_channels gives it one tiny
+    weight, and the fully integer file then reproduces the float model to an int8 step."""
+    from torch import nn
+
+    from mbv1.runtimes.quantize import DEAD_CHANNEL_WEIGHT, quantize_tflite, with_live_channels
+    from mbv1.runtimes.runners import TfliteRunner
+    from mbv1.runtimes.tflite_file import export_tflite
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU6(),
+                          nn.Conv2d(8, 4, 1)).eval().requires_grad_(False)
+    with torch.no_grad():
+        model[0].weight[:3] = 0  # dead, their bias still live
+        model[0].bias[:3] = torch.tensor([1.0, 2.0, 3.0])
+    live = with_live_channels(model)
+    assert float(model[0].weight[:3].abs().max()) == 0  # the original is untouched
+    w = live[0].weight.view(8, -1)
+    assert torch.equal(w[:3, 0], torch.full((3,), DEAD_CHANNEL_WEIGHT))
+    assert torch.equal(w[:3, 1:], torch.zeros(3, 26)) and torch.equal(w[3:], model[0].weight.view(8, -1)[3:])
+    xs = [torch.rand(1, 3, 16, 16) * 2 - 1 for _ in range(16)]
+    path = quantize_tflite(export_tflite(live, 16, tmp_path / "f.tflite"), tmp_path / "q.tflite", xs)
+    run = TfliteRunner(path, 1)
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        ref = model(x).numpy()
+    got = run(x.numpy())[0]
+    assert got.dtype == np.float32 and got.shape == ref.shape
+    step = float(ref.max() - ref.min()) / 255
+    assert float(np.abs(got - ref).max()) < 4 * step

@@ -18,11 +18,12 @@ class Format(str, Enum):
     openvino_int8 = "openvino-int8"
     openvino = "openvino"
     tflite = "tflite"
+    tflite_int8 = "tflite-int8"
 
 
 def export(
     checkpoint: Annotated[Path | None, typer.Argument(help="An mbv1 checkpoint or run folder (default: the real COCO detector, SSDLite-MobileNetV2).")] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="onnx (fp32), int8 (ONNX Runtime static QDQ, calibrated on real frames), openvino (IR, fp32), openvino-int8 (IR quantized by NNCF on the same frames), tflite.")] = Format.onnx,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="onnx (fp32), int8 (ONNX Runtime static QDQ, calibrated on real frames), openvino (IR, fp32), openvino-int8 (IR quantized by NNCF on the same frames), tflite (LiteRT fp32), tflite-int8 (LiteRT fully integer, ai-edge-quantizer on the same frames).")] = Format.onnx,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("runs/export"),
     calib: Annotated[Path | None, typer.Option(help="Images/videos to calibrate int8 on and check every format with (default: the embedded photos and videos).")] = None,
     resolution: Annotated[int | None, typer.Option(min=32, help="Input side (default: the checkpoint's).")] = None,

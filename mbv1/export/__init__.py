@@ -3,8 +3,10 @@
 Formats: ``onnx`` (fp32, opset 17), ``int8`` (static post-training quantization, QDQ: uint8
 activations, int8 per-channel weights, calibrated on real frames by ONNX Runtime), ``openvino``
 (IR converted by OpenVINO from the ONNX file, fp32), ``openvino-int8`` (that IR quantized by
-NNCF on the same calibration frames, run int8 by OpenVINO) and ``tflite`` (fp32 LiteRT flatbuffer
-converted by litert-torch, run by the LiteRT interpreter). Beside every file: a JSON
+NNCF on the same calibration frames, run int8 by OpenVINO), ``tflite`` (fp32 LiteRT flatbuffer
+converted by litert-torch, run by the LiteRT interpreter) and ``tflite-int8`` (that flatbuffer
+fully integer, int8 input and outputs, quantized by ai-edge-quantizer on the same calibration
+frames). Beside every file: a JSON
 sidecar with the preprocessing, labels and decoding another program needs, and (detectors) the
 anchors. At export the file is run by its own runtime on real frames and compared with the
 PyTorch model: max abs diff of the outputs and, for detectors, whether it finds the same
@@ -25,10 +27,10 @@ from mbv1.errors import MBV1Error
 from mbv1.export.spec import ExportSpec, export_spec
 from mbv1.runtimes.onnx_file import export_onnx, openvino_from_onnx
 
-__all__ = ["FORMATS", "ExportResult", "export", "export_onnx"]
+__all__ = ["FORMATS", "ExportResult", "check", "export", "export_onnx"]
 
-FORMATS = ("onnx", "int8", "openvino", "openvino-int8", "tflite")
-INT8 = ("int8", "openvino-int8")
+FORMATS = ("onnx", "int8", "openvino", "openvino-int8", "tflite", "tflite-int8")
+INT8 = ("int8", "openvino-int8", "tflite-int8")
 MIN_AGREEMENT = 0.99  # the int8 gate: share of fp32's detections / classes reproduced
 FP32_ATOL = 1e-3  # outputs of an fp32 export against PyTorch (measured ~1e-5)
 
@@ -101,6 +103,18 @@ def _write(spec: ExportSpec, fmt: str, out_dir: Path, stem: str, frames
 
         path = export_tflite(spec.module, spec.input_size, out_dir / f"{stem}.tflite")
         return path, [path]
+    if fmt == "tflite-int8":
+        from mbv1.runtimes.quantize import quantize_tflite, with_live_channels
+        from mbv1.runtimes.tflite_file import export_tflite
+
+        fp32 = export_tflite(with_live_channels(spec.module), spec.input_size,
+                             out_dir / f".{stem}.fp32.tflite")
+        try:
+            path = quantize_tflite(fp32, out_dir / f"{stem}.int8.tflite",
+                                   _inputs(spec, frames.calibration, limit=128))
+        finally:
+            fp32.unlink(missing_ok=True)  # a step here, not the product
+        return path, [path]
     onnx_path = export_onnx(spec.module, spec.input_size, spec.outputs, out_dir / f"{stem}.onnx")
     if fmt == "int8":
         from mbv1.runtimes.quantize import quantize_int8
@@ -157,9 +171,10 @@ def check(spec: ExportSpec, path: Path, frames, threads: int | None = None
         agreed, total = agreed + a, total + t
     parity = {"max_abs_diff": diff, "inputs": inputs, "agreed": agreed, "total": total,
               "agreement": agreed / total if total else 1.0}
+    from mbv1.faces.agreement import RULE
+
     what = {"detector": f"same detections (IoU >= {MATCH_IOU}, score within {MATCH_SCORE})",
-            "classifier": "same top-1 class",
-            "faces": "same gender and expression, embedding cosine >= 0.99"}[spec.kind]
+            "classifier": "same top-1 class", "faces": RULE}[spec.kind]
     lines = [f"max abs diff of the outputs vs PyTorch: {diff:.2e}",
              f"{what}: {agreed}/{total} ({100 * parity['agreement']:.1f}%)"]
     return parity, lines
@@ -169,17 +184,8 @@ def _agreement(spec: ExportSpec, refs, gots, frame_hw) -> tuple[int, int]:
     if spec.kind == "detector":
         (rb, rs), (gb, gs) = spec.decode(refs[0], frame_hw), spec.decode(gots[0], frame_hw)
         return match_detections(rb, rs, gb, gs), max(len(rs), len(gs))
-    agreed = 0
-    for ref, got in zip(refs, gots):
-        if spec.kind == "classifier":
-            agreed += int(np.argmax(ref[0]) == np.argmax(got[0]))
-            continue
-        ok = True
-        for name, r, g in zip(spec.outputs, ref, got):
-            if name in ("gender", "expression"):
-                ok &= bool(np.argmax(r) == np.argmax(g))
-            elif name == "embedding":
-                cos = float((r * g).sum() / (np.linalg.norm(r) * np.linalg.norm(g) + 1e-12))
-                ok &= cos >= 0.99
-        agreed += int(ok)
-    return agreed, len(refs)
+    if spec.kind == "classifier":
+        return sum(int(np.argmax(r[0]) == np.argmax(g[0])) for r, g in zip(refs, gots)), len(refs)
+    from mbv1.faces.agreement import faces_agree
+
+    return sum(int(faces_agree(spec.outputs, r, g)[0]) for r, g in zip(refs, gots)), len(refs)

@@ -140,11 +140,7 @@ def _face_student(checkpoint, resolution) -> ExportSpec:
     def inputs(rgb):
         nonlocal finder
         if finder is None:
-            from mbv1.faces.pipeline import FaceFinder
-
-            crop = fm.crop
-            finder = FaceFinder(policy=crop.get("policy", "box"), size=crop.get("size", 160),
-                                margin=crop.get("margin", 32), landmarks=False)
+            finder = fm.finder()
         return [crop_to_tensor(f.crop, size, fm.mean, fm.std)[None] for f in finder(rgb)]
 
     from mbv1.teachers.face_api_nets import EXPRESSIONS, GENDERS

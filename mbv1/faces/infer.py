@@ -60,6 +60,11 @@ class FaceResult:
         return " ".join(parts) or f"face {self.score:.2f}"
 
 
+def _engine(model) -> str:
+    """``openvino``, ``openvino int8``, ``eager``…: where a network runs."""
+    return model.backend + (" int8" if getattr(model, "precision", "fp32") == "int8" else "")
+
+
 class FaceAnalyzer:
     """Detect faces and give each its attributes and embedding.
 
@@ -77,17 +82,22 @@ class FaceAnalyzer:
         backend: every network's inference engine (:mod:`mbv1.runtimes.cached`: ``auto``, the
             default, takes on the CPU the fastest exported runtime that passes its parity
             check); ``warn`` gets a line when ``auto`` falls back to eager.
+        precision: on OpenVINO, the face detector's and the student's: ``fp32`` (the API's
+            default), ``auto`` (``mbv1 faces``' default: int8 for each network whose int8 gate
+            passes on held-out real frames) or ``int8``.
     """
 
     def __init__(self, weights: str | Path | None = None, attributes: bool = True,
                  embeddings: bool = True, detector: str = "ssd", conf: float = 0.5,
                  device: str = "cpu", crop: str | None = None, landmarks: bool | None = None,
-                 resolution: int | None = None, backend: str = "auto", warn=None):
+                 resolution: int | None = None, backend: str = "auto", warn=None,
+                 precision: str = "fp32"):
         from mbv1.faces.pipeline import FaceFinder
         from mbv1.faces.shared_infer import SharedFaces
         from mbv1.faces.student import open_face_model
 
-        self.student = open_face_model(weights, device, backend, warn) if weights else None
+        self.student = open_face_model(weights, device, backend, warn,
+                                       precision) if weights else None
         # the shared face model detects too: one body pass per frame for boxes and heads
         self.shared = self.student if isinstance(self.student, SharedFaces) else None
         if self.shared is not None:
@@ -108,7 +118,7 @@ class FaceAnalyzer:
                                  size=int(c.get("size") or 160), margin=int(c.get("margin", 32)),
                                  conf=conf, attr_crops=self.attr_source == "face-api",
                                  device=device, resolution=resolution, backend=backend,
-                                 warn=warn)
+                                 warn=warn, precision=precision)
         self._attr_teacher = self._emb_teacher = None
         if self.attr_source == "face-api":
             from mbv1.teachers.registry import load_attribute_teacher
@@ -137,11 +147,11 @@ class FaceAnalyzer:
 
     def describe(self) -> str:
         s, a, e = self.student, self._attr_teacher, self._emb_teacher
-        who = {"student": f"student {s.checkpoint} ({s.backend})" if s else "",
+        who = {"student": f"student {s.checkpoint} ({_engine(s)})" if s else "",
                "face-api": f"face-api teacher ({a.backend if a else ''})",
                "facenet": f"FaceNet teacher ({e.backend if e else ''})", None: "off"}
-        ssd = self.finder._ssd
-        det = f" ({ssd.backend})" if ssd is not None else ""
+        ssd = self.finder.ssd
+        det = f" ({_engine(ssd)})" if ssd is not None else ""
         if self.shared is not None:
             return (f"shared face model {s.checkpoint} ({s.backend}): detector and heads on one "
                     f"body pass; attributes: {who[self.attr_source]}; embedding: "

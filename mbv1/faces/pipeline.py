@@ -99,14 +99,16 @@ class FaceFinder:
         min_size: ignore faces whose box is smaller than this on its short side (pixels).
         attr_crops: also cut face-api's attribute crop.
         device: torch device of the detectors.
-        backend, warn: the SSD's inference engine (:class:`mbv1.detection.predictor.Detector`).
+        backend, warn, precision: the SSD's inference engine and precision
+            (:class:`mbv1.detection.predictor.Detector`).
     """
 
     def __init__(self, detector: str = "ssd", landmarks: bool = True, policy: str = "box",
                  size: int = align.DEFAULT_SIZE, margin: int = align.DEFAULT_MARGIN,
                  conf: float = 0.5, min_size: float = MIN_FACE, attr_crops: bool = True,
                  weights: str | Path | None = None, device: str = "cpu",
-                 resolution: int | None = None, backend: str = "auto", warn=None):
+                 resolution: int | None = None, backend: str = "auto", warn=None,
+                 precision: str = "fp32"):
         if detector not in DETECTORS:
             raise MBV1Error(f"unknown face detector {detector!r}: use one of {', '.join(DETECTORS)}")
         if policy not in align.CROP_POLICIES:
@@ -125,12 +127,17 @@ class FaceFinder:
             self.weights = Path(weights) if weights else _default_ssd()
             self._ssd = Detector(self.weights, device=device, resolution=resolution,
                                  post=PostprocessConfig(conf, 0.5, 100, None), backend=backend,
-                                 warn=warn)
+                                 warn=warn, precision=precision)
         else:
             self.weights = None
         if detector == "mtcnn" or (landmarks and detector != "given"):
             self._mtcnn = _mtcnn(device)
         self.want_landmarks = landmarks and self._mtcnn is not None
+
+    @property
+    def ssd(self):
+        """The face SSD's :class:`~mbv1.detection.predictor.Detector` (None with MTCNN)."""
+        return self._ssd
 
     def describe(self) -> dict:
         """The pipeline's settings as plain values (stored beside cached crops)."""

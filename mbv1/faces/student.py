@@ -41,17 +41,20 @@ class FaceModel:
     numpy arrays per head: ``gender [N, 2]`` and ``expression [N, 7]`` probabilities, ``age
     [N]`` years, ``embedding [N, D]`` unit length, ``celeba [N, 40]`` probabilities; one
     backbone pass for all heads, on ``backend`` (:mod:`mbv1.runtimes.cached`: ``auto`` takes the
-    fastest exported runtime that passes its parity check on the CPU).
+    fastest exported runtime that passes its parity check on the CPU). ``precision``: on
+    OpenVINO, ``fp32`` (the API's default), ``auto`` (``mbv1 faces``' default: int8 when it says
+    what fp32 says on at least 99% of the held-out real faces, :meth:`int8_plan`) or ``int8``.
     """
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu", backend: str = "auto",
-                 warn=None, loaded=None):
+                 warn=None, loaded=None, precision: str = "fp32"):
         from mbv1.backbone import fuse_bn
         from mbv1.checkpoint import load_model
         from mbv1.errors import MBV1Error
-        from mbv1.runtimes.cached import FastForward, TupleOutputs, file_key
+        from mbv1.runtimes.cached import FastForward, TupleOutputs, check_precision, file_key
 
         self.device = torch.device(device)
+        check_precision(precision, backend, self.device)
         loaded = loaded or load_model(checkpoint, FACE_TASKS, build_model)
         if not isinstance(loaded.model, FaceStudent):
             raise MBV1Error(f"{checkpoint} is the shared face model (detector and heads in one): "
@@ -67,10 +70,63 @@ class FaceModel:
         self.checkpoint = Path(checkpoint)
         self.keys = sorted(self.heads)
         r = self.resolution
-        self.forward = FastForward(TupleOutputs(self.model, self.keys, "forward_heads_only"),
-                                   (3, r, r), self.keys, f"{self.checkpoint.stem}-student",
-                                   file_key(loaded.path), backend, self.device, warn)
-        self.backend = self.forward.backend
+        self.module = TupleOutputs(self.model, self.keys, "forward_heads_only")
+        self.forward = FastForward(self.module, (3, r, r), self.keys,
+                                   f"{self.checkpoint.stem}-student", file_key(loaded.path),
+                                   backend, self.device, warn,
+                                   int8=self.int8_plan(precision, warn))
+        self.backend, self.precision = self.forward.backend, self.forward.precision
+        self.int8_gate = self.forward.gate  # the verdict, if any
+
+    def finder(self):
+        """A face finder (mbv1's face SSD) cutting crops as this student's training crops were
+        cut (policy, size, margin, MTCNN landmarks or not): for calibration and checks on real
+        frames."""
+        from mbv1.faces.pipeline import FaceFinder
+
+        crop = self.crop
+        return FaceFinder(policy=crop.get("policy", "box"), size=crop.get("size", 160),
+                          margin=crop.get("margin", 32),
+                          landmarks=bool(crop.get("landmarks", True)))
+
+    def int8_plan(self, precision: str = "auto", warn=None):
+        """The int8 plan of this student: calibrated on the faces :meth:`finder` finds in the
+        embedded calibration frames, gated on those of the held-out ones
+        (:func:`mbv1.datasets.calibration.real_frames`: face-api's demo photos and the clips'
+        other frames): the share of faces on which int8 says what fp32 says
+        (:func:`mbv1.faces.agreement.faces_agree`)."""
+        from mbv1.datasets.images import crop_to_tensor
+        from mbv1.errors import MBV1Error
+        from mbv1.faces.agreement import RULE, faces_agree
+        from mbv1.runtimes.cached import Int8Plan
+
+        made: dict = {}
+
+        def crops(kind: str) -> torch.Tensor:
+            if kind not in made:
+                if "finder" not in made:
+                    from mbv1.datasets.calibration import real_frames
+
+                    made["frames"], made["finder"] = real_frames(), self.finder()
+                xs = [crop_to_tensor(f.crop, self.resolution, self.mean, self.std)
+                      for rgb in getattr(made["frames"], kind) for f in made["finder"](rgb)]
+                if not xs:
+                    raise MBV1Error(f"no faces in the {kind} frames to judge int8 on")
+                made[kind] = torch.stack(xs)
+            return made[kind]
+
+        def gate(run) -> tuple[int, int]:
+            x, agreed = crops("gate"), 0
+            for chunk in x.split(16):
+                with torch.inference_mode():
+                    ref = [t.numpy() for t in self.module(chunk)]
+                agreed += int(faces_agree(self.keys, ref, run(chunk.numpy())).sum())
+            return agreed, len(x)
+
+        return Int8Plan(lambda: list(crops("calibration").split(1)), gate,
+                        f"embedded-faces-v1:{self.resolution}:{self.mean}:{self.std}:{self.crop}",
+                        RULE, precision, warn=warn,
+                        what=f"fp32's outputs on held-out real faces ({RULE})")
 
     @torch.inference_mode()
     def predict(self, crops: list[np.ndarray]) -> dict[str, np.ndarray]:
@@ -83,7 +139,7 @@ class FaceModel:
 
 
 def open_face_model(checkpoint: str | Path, device: str = "cpu", backend: str = "auto",
-                    warn=None):
+                    warn=None, precision: str = "fp32"):
     """The model of a face checkpoint for inference: a :class:`FaceModel` (a student, on face
     crops), or :class:`mbv1.faces.shared_infer.SharedFaces` for the shared face model (its
     own detector and heads, on frames)."""
@@ -91,7 +147,7 @@ def open_face_model(checkpoint: str | Path, device: str = "cpu", backend: str = 
 
     loaded = load_model(checkpoint, FACE_TASKS, build_model)
     if isinstance(loaded.model, FaceStudent):
-        return FaceModel(checkpoint, device, backend, warn, loaded=loaded)
+        return FaceModel(checkpoint, device, backend, warn, loaded=loaded, precision=precision)
     from mbv1.faces.shared_infer import SharedFaces
 
     return SharedFaces(loaded, device, backend, warn)

@@ -80,13 +80,26 @@ class TfliteRunner:
         except (RuntimeError, ValueError) as e:
             raise MBV1Error(f"LiteRT cannot load {path}: {str(e).splitlines()[0][:160]}"
                             ) from None
-        self.input = self.interpreter.get_input_details()[0]["index"]
-        self.outputs = [d["index"] for d in self.interpreter.get_output_details()]
+        self.input = self.interpreter.get_input_details()[0]
+        self.outputs = self.interpreter.get_output_details()
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
-        self.interpreter.set_tensor(self.input, np.ascontiguousarray(x, np.float32))
+        """float32 in and out; a fully integer file (LiteRT int8) has its input quantized and
+        its outputs dequantized here with the file's own scales and zero points."""
+        x = np.asarray(x, np.float32)
+        scale, zero = self.input["quantization"]
+        if scale:
+            info = np.iinfo(self.input["dtype"])
+            x = np.clip(np.round(x / scale + zero), info.min, info.max)
+        self.interpreter.set_tensor(self.input["index"],
+                                    np.ascontiguousarray(x, self.input["dtype"]))
         self.interpreter.invoke()
-        return [self.interpreter.get_tensor(i).copy() for i in self.outputs]
+        outs = []
+        for d in self.outputs:
+            v = self.interpreter.get_tensor(d["index"])
+            scale, zero = d["quantization"]
+            outs.append((v.astype(np.float32) - zero) * scale if scale else v.copy())
+        return outs
 
 
 def runner_for(path: str | Path, threads: int | None = None):
