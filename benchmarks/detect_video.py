@@ -89,12 +89,17 @@ def main() -> None:
     results = run_interleaved(detectors, frames)
 
     base = results["torch eager (BN folded)"]["fps"]
-    print(f"{'backend':28s} {'pre ms':>7s} {'model ms':>9s} {'post ms':>8s} {'fps (+decode)':>14s} {'vs eager':>9s} {'dets':>5s}")
+    print(f"{'backend':28s} {'pre ms':>7s} {'model ms':>9s} {'post ms':>8s} {'fps (+decode)':>14s} "
+          f"{'vs eager':>9s} {'dets':>5s} {'int8 gate':>10s}")
     for name, r in results.items():
         fps_total = 1000 / (1000 / r["fps"] + decode_ms)
+        gate = getattr(detectors[name], "int8_gate", None)
+        figure = f"{100 * gate['agreement']:9.1f}%" if gate and \
+            detectors[name].precision == "int8" else ""
         print(f"{name:28s} {r['preprocess']:7.1f} {r['inference']:9.1f} {r['postprocess']:8.1f} "
-              f"{fps_total:14.1f} {r['fps'] / base:8.2f}x {r['dets']:5d}")
+              f"{fps_total:14.1f} {r['fps'] / base:8.2f}x {r['dets']:5d} {figure:>10s}")
     stream_fps(args.video, {"torch eager (BN folded)": lambda: torch_eager_folded(ckpt, args.resolution),
+                            "OpenVINO fp32": lambda: Detector(ckpt, resolution=args.resolution),
                             "mbv1 default": lambda: Detector(ckpt, resolution=args.resolution,
                                                              precision="auto")})
 

@@ -1,5 +1,6 @@
-"""``mbv1 faces`` speed: the teachers and a trained student, eager PyTorch vs the default
-(``--backend auto``), side by side in one run.
+"""``mbv1 faces`` speed: the teachers and a trained student, eager PyTorch, the exported
+runtimes in fp32 (``--precision fp32``) and the default (``--backend auto --precision auto``:
+int8 for each network whose gate passes), side by side in one run.
 
     .venv/bin/python benchmarks/faces_video.py --student runs/faces/exp/best.pt [--student ...] [--frames 60]
 
@@ -50,11 +51,12 @@ def main() -> None:
     configs = {}
     for who, weights in (("teachers", None),
                          *((f"student {s.parent.name}", s) for s in args.student)):
-        for backend, threads in (("eager", 2), ("auto", 1)):
+        for name, backend, precision, threads in (("eager PyTorch", "eager", "fp32", 2),
+                                                  ("fp32 runtimes", "auto", "fp32", 1),
+                                                  ("mbv1 default", "auto", "auto", 1)):
             torch.set_num_threads(threads)
-            a = FaceAnalyzer(weights, backend=backend)
-            configs[f"{who}, {'eager PyTorch' if backend == 'eager' else 'mbv1 default'}"] = (
-                a, threads, backend)
+            a = FaceAnalyzer(weights, backend=backend, precision=precision, warn=print)
+            configs[f"{who}, {name}"] = (a, threads, backend)
     for a, threads, _ in configs.values():
         torch.set_num_threads(threads)
         for f in frames[:3]:
