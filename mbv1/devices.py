@@ -53,3 +53,9 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         torch.cuda.set_device(index)
         return torch.device("cuda", index)
     return torch.device("cpu")
+
+
+def loader_workers(asked: int) -> int:
+    """Data-loader processes for ``asked``: at most the cores this process may use (PyTorch
+    warns, and workers only contend, beyond that: the default 4 on a 2-core machine)."""
+    return max(0, min(int(asked), len(os.sched_getaffinity(0))))

@@ -95,3 +95,13 @@ def test_saved_config_is_plain_yaml(tmp_path):
 def test_unknown_task_suggests():
     with pytest.raises(MBV1Error, match="did you mean 'classification'"):
         get_task("clasification")
+
+
+def test_data_loader_workers_never_outnumber_the_cores():
+    import os
+
+    from mbv1.devices import loader_workers
+
+    cores = len(os.sched_getaffinity(0))
+    assert loader_workers(0) == 0 and loader_workers(1) == 1
+    assert loader_workers(cores + 3) == cores and loader_workers(4) == min(4, cores)

@@ -67,7 +67,10 @@ def evaluate_checkpoint(task_cls: type[Task], checkpoint: str | Path, *,
     task, model, meta = load_trained(task_cls, checkpoint, options, overrides)
     dataset, split = task.build_eval_dataset(meta)
     t = task.cfg.train
-    loader = DataLoader(dataset, batch_size=t.batch_size, shuffle=False, num_workers=t.workers,
+    from mbv1.devices import loader_workers
+
+    loader = DataLoader(dataset, batch_size=t.batch_size, shuffle=False,
+                        num_workers=loader_workers(t.workers),
                         collate_fn=task.collate, pin_memory=task.device.type == "cuda")
     teacher = task.build_teacher()
     if teacher is not None:

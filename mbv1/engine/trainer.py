@@ -225,9 +225,12 @@ class Trainer:
 
     def _loaders(self) -> None:
         t, env, task = self.cfg.train, self.env, self.task
-        common = dict(num_workers=t.workers, collate_fn=task.collate,
+        from mbv1.devices import loader_workers
+
+        workers = loader_workers(t.workers)
+        common = dict(num_workers=workers, collate_fn=task.collate,
                       pin_memory=env.device.type == "cuda",
-                      worker_init_fn=seeding.worker_init_fn if t.workers else None)
+                      worker_init_fn=seeding.worker_init_fn if workers else None)
         self.loader_gen = torch.Generator()
         self.train_loader = DataLoader(self.data.train, batch_size=self.sampler.local_batch_size,
                                        sampler=self.sampler, generator=self.loader_gen, **common)
