@@ -56,6 +56,9 @@ def quantize_openvino(fp32_onnx: Path, out: Path, inputs: list[torch.Tensor]) ->
     import logging
     import sys
 
+    # importing NNCF imports torch's C++-extension helper, which logs "No CUDA runtime is
+    # found" on every CPU machine: not a user's concern
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     import nncf
     import openvino as ov
 
