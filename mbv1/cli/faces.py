@@ -21,6 +21,14 @@ class CropPolicy(str, Enum):
     aligned = "aligned"
 
 
+def _print_int8(analyzer, c=None) -> None:
+    """One line per network of ``analyzer`` that runs int8, with its gate's figure."""
+    common.print_int8(analyzer.finder.ssd, "reproduces", "of fp32's detections on held-out real "
+                      "frames (face detector)", c)
+    common.print_int8(analyzer.student, "agrees with fp32 on", "of held-out real faces "
+                      "(student)", c)
+
+
 def faces(
     source: Annotated[str, typer.Argument(help="Image, folder, glob ('imgs/*.jpg'), video file or camera index.")],
     weights: Annotated[Path | None, typer.Option(help="A trained mbv1 face student (face-attributes, face-embeddings or faces); its heads replace the teachers. A shared face model (model.heads=shared) replaces the detector too.")] = None,
@@ -58,10 +66,7 @@ def faces(
                                             progress=progress, warn=common.warn))
     c = common.console()
     c.print(f"{result.frames} frames, {result.faces} faces ({analyzer.describe()}, {device})")
-    common.print_int8(analyzer.finder.ssd, "reproduces", "of fp32's detections on held-out real "
-                      "frames (face detector)", c)
-    common.print_int8(analyzer.student, "agrees with fp32 on", "of held-out real faces "
-                      "(student)", c)
+    _print_int8(analyzer, c)
     if result.video:
         c.print(f"annotated video: {result.video}")
     if result.predictions:
@@ -100,6 +105,7 @@ def verify(
                             conf=conf, device=device, backend=backend.value, warn=common.warn,
                             precision=precision.value)
     v = run_verify(a, b, analyzer, threshold)
+    _print_int8(analyzer)  # on stderr: --json stays clean
     if json_out:
         common.print_json(asdict(v))
         return
