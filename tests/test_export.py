@@ -75,6 +75,9 @@ def test_face_detector_openvino_int8_passes_the_held_out_gate(face_model, tmp_pa
     assert any("int8 gate" in line and "passed" in line for line in res.lines)
     side = json.loads(res.path.with_name(res.path.name + ".json").read_text())
     assert side["format"] == "openvino-int8" and side["parity"]["agreement"] >= 0.99
+    q = side["quantization"]
+    assert q["tool"] == "NNCF post-training quantization" and q["layers_kept_fp32"] == []
+    assert q["min_agreement"] == 0.99 and "embedded" in q["calibration_frames"]
 
 
 @pytest.mark.assets
