@@ -34,7 +34,8 @@ FORMAT_VERSION = 1
 
 
 def atomic_write(path: str | os.PathLike, write) -> Path:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``.
+    """Call ``write(tmp_path)`` (or write ``write`` itself, a ``str`` or ``bytes``) then rename
+    the temporary file onto ``path``.
 
     Raises:
         WriteError: one line naming the file and why (disk full, a part of the path is a
@@ -49,7 +50,11 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
         raise write_error(path, e) from None
     os.close(fd)
     try:
-        write(tmp)
+        if isinstance(write, str | bytes | bytearray):
+            content = write
+            Path(tmp).write_bytes(content.encode() if isinstance(content, str) else content)
+        else:
+            write(tmp)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions

@@ -55,6 +55,5 @@ def write_digits(out: str | Path, size: int = 32, val_fraction: float = 0.2, see
     summary = {"source": "sklearn.datasets.load_digits (UCI optical digits, 1,797 images)",
                "size": size, "seed": seed, "train": len(train), "val": len(val),
                "classes": [str(d) for d in range(10)]}
-    atomic_write(out / "digits.json",
-                 lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
+    atomic_write(out / "digits.json", json.dumps(summary, indent=2))
     return summary

@@ -258,4 +258,4 @@ def write_coco(path: Path, records: list[dict], labels: list[str], category_ids:
     data = {"info": {"description": "teacher boxes (mbv1 detector distillation)"},
             "images": images, "annotations": anns, "categories": cats}
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data)))
+    atomic_write(path, json.dumps(data))

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mbv1.checkpoint import atomic_write
 from mbv1.errors import MBV1Error
 
 __all__ = ["FrameSettings", "TeacherFrames", "label_sources", "select_frames", "share_of",
@@ -115,12 +116,6 @@ def source_id(source: str, stride: int) -> str:
     return f"{stem}-{hashlib.sha1(ident.encode()).hexdigest()[:8]}"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    from mbv1.checkpoint import atomic_write
-
-    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
-
-
 def _read_lines(path: Path) -> list[dict]:
     """The whole JSON lines of a share file (a torn last line is dropped)."""
     if not path.exists():
@@ -153,7 +148,7 @@ class TeacherFrames:
                                 "delete it or use another distill.cache")
         else:
             (self.root / "labels").mkdir(parents=True, exist_ok=True)
-            _atomic_write(path, json.dumps(meta, indent=1).encode())
+            atomic_write(path, json.dumps(meta, indent=1))
         self.meta = meta
 
     def _share_path(self, sid: str, rank: int, world: int, ext: str) -> Path:
@@ -187,7 +182,7 @@ class TeacherFrames:
             return 0
         part = self._share_path(sid, rank, world, "jsonl")
         have = _read_lines(part)
-        _atomic_write(part, "".join(json.dumps(r) + "\n" for r in have).encode())  # drop a torn line
+        atomic_write(part, "".join(json.dumps(r) + "\n" for r in have))  # drop a torn line
         seen = {r["frame"] for r in have}
         folder = self.root / "frames" / sid
         folder.mkdir(parents=True, exist_ok=True)
@@ -200,7 +195,7 @@ class TeacherFrames:
                 out.write(json.dumps(rec) + "\n")
                 out.flush()
                 n += 1
-        _atomic_write(done, json.dumps({"source": str(source), "frames": len(have) + n}).encode())
+        atomic_write(done, json.dumps({"source": str(source), "frames": len(have) + n}))
         return n
 
     def _label_frame(self, frame, detect, folder: Path, sid: str, source: str) -> dict:
@@ -216,7 +211,7 @@ class TeacherFrames:
                                [cv2.IMWRITE_JPEG_QUALITY, 95])
         if not ok:
             raise MBV1Error(f"cannot encode frame {frame.index} of {source} as JPEG")
-        _atomic_write(folder / name, buf.tobytes())
+        atomic_write(folder / name, buf.tobytes())
         dets = detect(rgb)
         sh, sw = stored.shape[:2]
         sx, sy = sw / w, sh / h

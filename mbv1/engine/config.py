@@ -237,7 +237,7 @@ class Config:
         from mbv1.checkpoint import atomic_write
 
         text = yaml.safe_dump(self.to_dict(), sort_keys=False)
-        return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+        return atomic_write(path, text)
 
 
 def section_types(task_cls: Any = None) -> dict[str, type]:

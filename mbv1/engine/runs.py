@@ -51,7 +51,7 @@ class MetricsLog:
         writer = csv.DictWriter(buf, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(self.rows)
-        atomic_write(self.path, lambda tmp: Path(tmp).write_text(buf.getvalue()))
+        atomic_write(self.path, buf.getvalue())
 
 
 def _fmt(v):

@@ -15,6 +15,7 @@ objects; an int8 file must pass an accuracy gate or it is refused with the figur
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,7 +101,9 @@ def export(checkpoint: str | Path, fmt: str, out_dir: str | Path = "runs/export"
 
     for name, arr in spec.arrays.items():
         p = out_dir / f"{stem}.{name}.npy"
-        files.append(atomic_write(p, lambda tmp, a=arr: _save_npy(tmp, a)))
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        files.append(atomic_write(p, buf.getvalue()))
     side = {**spec.sidecar, "format": fmt, "file": path.name,
             "outputs": spec.outputs if "outputs" not in spec.sidecar else spec.sidecar["outputs"],
             "output_order": spec.outputs, "checkpoint": str(checkpoint), "parity": parity,
@@ -109,14 +112,8 @@ def export(checkpoint: str | Path, fmt: str, out_dir: str | Path = "runs/export"
         side["quantization"] = {**QUANTIZATION[fmt], "calibration_frames": frames.source,
                                 "layers_kept_fp32": [], "min_agreement": min_agreement}
     sidecar = out_dir / f"{path.name}.json"
-    files.append(atomic_write(sidecar, lambda tmp: Path(tmp).write_text(json.dumps(side,
-                                                                                   indent=1))))
+    files.append(atomic_write(sidecar, json.dumps(side, indent=1)))
     return ExportResult(fmt, path, files, parity, lines)
-
-
-def _save_npy(path, arr: np.ndarray) -> None:
-    with open(path, "wb") as f:  # np.save(path) would append ".npy" to the temporary name
-        np.save(f, arr)
 
 
 def _write(spec: ExportSpec, fmt: str, out_dir: Path, stem: str, frames

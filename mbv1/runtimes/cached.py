@@ -158,9 +158,9 @@ class ExportedModule:
             gate = {"agreed": agreed, "total": total, "agreement": agreement,
                     "min_agreement": plan.min_agreement,
                     "passed": agreement >= plan.min_agreement, "calibration": plan.key}
-            tmp = record.with_name(f".{record.name}.tmp")
-            tmp.write_text(json.dumps(gate, indent=1))
-            tmp.replace(record)
+            from mbv1.checkpoint import atomic_write
+
+            atomic_write(record, json.dumps(gate, indent=1))
         self.gate = gate
         figure = (f"{100 * gate['agreement']:.1f}% ({gate['agreed']}/{gate['total']}) of "
                   f"{plan.what}, gate {100 * gate['min_agreement']:.0f}%")

@@ -134,4 +134,4 @@ def quantize_tflite(fp32: Path, out: Path, inputs: list[torch.Tensor],
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise MBV1Error(f"ai-edge-quantizer cannot quantize this model: {first[:200]}"
                             ) from None
-    return atomic_write(out, lambda tmp: Path(tmp).write_bytes(bytes(model)))
+    return atomic_write(out, bytes(model))
