@@ -59,31 +59,18 @@ class Classifier:
         """The int8 plan of this classifier: calibrated on the embedded calibration frames and
         gated on the held-out ones (:func:`mbv1.datasets.calibration.real_frames`, as the
         detectors are): the share of held-out images whose top-1 class int8 keeps."""
-        from mbv1.runtimes.cached import Int8Plan
+        from mbv1.datasets.calibration import batch_int8_plan
 
-        frames = {}
+        def inputs(frames, _kind) -> torch.Tensor:
+            return torch.stack([to_tensor(self.transform(f), self.mean, self.std) for f in frames])
 
-        def inputs(kind: str) -> torch.Tensor:
-            if not frames:
-                from mbv1.datasets.calibration import real_frames
+        def top1(ref, got) -> np.ndarray:
+            return ref[0].argmax(1) == np.asarray(got[0]).argmax(1)
 
-                frames["f"] = real_frames()
-            return torch.stack([to_tensor(self.transform(f), self.mean, self.std)
-                                for f in getattr(frames["f"], kind)])
-
-        def gate(run) -> tuple[int, int]:
-            agreed = 0
-            x = inputs("gate")
-            for chunk in x.split(16):
-                with torch.inference_mode():
-                    ref = self.model(chunk).argmax(1).numpy()
-                agreed += int((np.asarray(run(chunk.numpy())[0]).argmax(1) == ref).sum())
-            return agreed, len(x)
-
-        return Int8Plan(lambda: list(inputs("calibration").split(1)), gate,
-                        f"embedded-frames-v1:{self.transform.name}:{self.mean}:{self.std}",
-                        "top-1", precision, warn=warn,
-                        what="fp32's top-1 classes on held-out real images")
+        return batch_int8_plan(self.model, inputs, top1,
+                               f"embedded-frames-v1:{self.transform.name}:{self.mean}:{self.std}",
+                               "top-1", precision, warn,
+                               "fp32's top-1 classes on held-out real images")
 
     @torch.no_grad()
     def predict(self, paths: list[str | Path], top_k: int = 5, batch_size: int = 32):

